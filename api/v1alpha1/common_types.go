@@ -1,0 +1,137 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// API names a public API that jeton knows how to check tokens for.
+// +kubebuilder:validation:Enum=APIEntreprise;APIParticulier;DemarchesNumeriques
+type API string
+
+const (
+	// APIEntreprise is API Entreprise (entreprise.api.gouv.fr), JWT tokens, check GET /privileges.
+	APIEntreprise API = "APIEntreprise"
+	// APIParticulier is API Particulier (particulier.api.gouv.fr), JWT tokens, check GET /api/introspect.
+	APIParticulier API = "APIParticulier"
+	// DemarchesNumeriques is the Démarches Numériques GraphQL API (formerly Démarches Simplifiées);
+	// its tokens are opaque and their expiry is known only server-side.
+	DemarchesNumeriques API = "DemarchesNumeriques"
+)
+
+// Environment selects the production or staging instance of an API.
+// +kubebuilder:validation:Enum=production;staging
+type Environment string
+
+const (
+	EnvironmentProduction Environment = "production"
+	EnvironmentStaging    Environment = "staging"
+)
+
+// SecretKeyReference points at one key of a Secret in the same namespace as the referring resource.
+type SecretKeyReference struct {
+	// name of the Secret, in the same namespace as this resource.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+
+	// key in the Secret's data that holds the token.
+	// +kubebuilder:default=token
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +optional
+	Key string `json:"key,omitempty"`
+}
+
+// TokenStatus is what jeton learned from decoding a token, without ever storing the token.
+type TokenStatus struct {
+	// tokenFingerprint is the first 16 hex characters of the SHA-256 of the token. It lets
+	// you tell two tokens apart (or match one you hold) without revealing either.
+	// +optional
+	TokenFingerprint string `json:"tokenFingerprint,omitempty"`
+
+	// tokenID is the token's identifier: the JWT `jti` claim, or the token id of a
+	// Démarches Numériques token. A renewal keeps it; a regeneration changes it.
+	// +optional
+	TokenID string `json:"tokenID,omitempty"`
+
+	// issuedAt is the JWT `iat` claim, when the token carries one.
+	// +optional
+	IssuedAt *metav1.Time `json:"issuedAt,omitempty"`
+
+	// expiresAt is when the token stops working: the JWT `exp` claim, or spec.expiresAt
+	// for tokens that carry no expiry.
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+
+	// scopes the token grants, from the JWT `scopes` claim (or the older `roles`).
+	// +optional
+	// +listType=atomic
+	Scopes []string `json:"scopes,omitempty"`
+}
+
+// Condition types. Ready is always present; Reconciling and Stalled are kstatus
+// "abnormal-true" conditions, present only while true.
+const (
+	ConditionReady       = "Ready"
+	ConditionReconciling = "Reconciling"
+	ConditionStalled     = "Stalled"
+)
+
+// Condition reasons, CamelCase and specific, shared by the three kinds.
+const (
+	ReasonReady                   = "Ready"
+	ReasonProgressing             = "Progressing"
+	ReasonInjected                = "Injected"
+	ReasonTokenExpired            = "TokenExpired"
+	ReasonTokenExpiringSoon       = "TokenExpiringSoon"
+	ReasonTokenConflict           = "TokenConflict"
+	ReasonTechnicalTokenReuse     = "TechnicalTokenReuse"
+	ReasonSecretNotFound          = "SecretNotFound"
+	ReasonSecretKeyNotFound       = "SecretKeyNotFound"
+	ReasonInvalidToken            = "InvalidToken"
+	ReasonScopesMissing           = "ScopesMissing"
+	ReasonClientNotFound          = "ClientNotFound"
+	ReasonClientNotReady          = "ClientNotReady"
+	ReasonClientDeleting          = "ClientDeleting"
+	ReasonInvalidSIRET            = "InvalidSIRET"
+	ReasonNamespaceNotAllowed     = "NamespaceNotAllowed"
+	ReasonNamespaceOwnedElsewhere = "NamespaceOwnedElsewhere"
+	ReasonNamespaceTerminating    = "NamespaceTerminating"
+	ReasonTargetSecretConflict    = "TargetSecretConflict"
+	ReasonProbeSucceeded          = "ProbeSucceeded"
+	ReasonProbeFailing            = "ProbeFailing"
+	ReasonProbePending            = "ProbePending"
+	ReasonSuspended               = "Suspended"
+	ReasonUnauthorized            = "Unauthorized"
+	ReasonExpired                 = "Expired"
+	ReasonRevoked                 = "Revoked"
+	ReasonInsufficientPrivileges  = "InsufficientPrivileges"
+	ReasonRateLimited             = "RateLimited"
+	ReasonUnreachable             = "Unreachable"
+	ReasonTimeout                 = "Timeout"
+	ReasonServerError             = "ServerError"
+	ReasonUnexpectedResponse      = "UnexpectedResponse"
+	ReasonInternalError           = "InternalError"
+)
+
+// Well-known labels and annotations.
+const (
+	// LabelClient marks a client namespace and every Secret jeton injects, with the PublicClient name.
+	LabelClient = "jeton.dev/client"
+	// LabelHabilitation marks an injected Secret with the name of the Habilitation it comes from.
+	LabelHabilitation = "jeton.dev/habilitation"
+	// LabelHabilitationNamespace marks an injected Secret with the namespace of its Habilitation.
+	LabelHabilitationNamespace = "jeton.dev/habilitation-namespace"
+	// LabelManagedBy is the standard managed-by label, set to ManagedByValue on everything jeton creates.
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	// ManagedByValue is the value of LabelManagedBy on objects jeton owns.
+	ManagedByValue = "jeton"
+	// AnnotationTokenFingerprint is set on injected Secrets and on restarted pod templates;
+	// it holds the fingerprint of the token they carry (never the token).
+	AnnotationTokenFingerprint = "jeton.dev/token-fingerprint"
+	// AnnotationRestartedFor is the pod-template annotation that restarts a workload: it holds
+	// the fingerprints of the jeton Secrets the workload uses, so the same token never restarts twice.
+	AnnotationRestartedFor = "jeton.dev/restarted-for"
+)

@@ -1,0 +1,152 @@
+// Package testenv starts a real control plane (etcd + kube-apiserver built by
+// hack/build-control-plane.sh into bin/) for tests, with jeton's CRDs installed, and
+// gives tests a client, a kubeconfig file and the real kubectl.
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
+)
+
+// Env is a running control plane.
+type Env struct {
+	Environment *envtest.Environment
+	Config      *rest.Config
+	Client      client.Client
+	Scheme      *runtime.Scheme
+	// Kubeconfig is the path of a kubeconfig file for an admin user, for kubectl.
+	Kubeconfig string
+	// Root is the repository root.
+	Root string
+	dir  string
+}
+
+// Scheme returns a scheme with the built-in types and jeton's API.
+func NewScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(jetonv1alpha1.AddToScheme(s))
+	return s
+}
+
+// RepoRoot walks up from the working directory to the directory holding go.mod.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			if _, err := os.Stat(filepath.Join(dir, "api")); err == nil {
+				return dir, nil
+			}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("go.mod of the jeton module not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Start starts etcd and kube-apiserver and installs the CRDs from config/crd/bases.
+// Call it from TestMain and Stop the result when the tests are done.
+func Start() (*Env, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		assets = filepath.Join(root, "bin")
+	}
+	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
+		return nil, fmt.Errorf("kube-apiserver not found in %s: run `make control-plane` (or `make test`) first", assets)
+	}
+	env := &envtest.Environment{
+		CRDDirectoryPaths:        []string{filepath.Join(root, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing:    true,
+		BinaryAssetsDirectory:    assets,
+		ControlPlaneStartTimeout: 2 * time.Minute,
+		ControlPlaneStopTimeout:  1 * time.Minute,
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		return nil, fmt.Errorf("starting the control plane: %w", err)
+	}
+	e := &Env{Environment: env, Config: cfg, Scheme: NewScheme(), Root: root}
+	stopOnErr := func(err error) (*Env, error) { _ = env.Stop(); return nil, err }
+
+	e.Client, err = client.New(cfg, client.Options{Scheme: e.Scheme})
+	if err != nil {
+		return stopOnErr(err)
+	}
+	user, err := env.AddUser(envtest.User{Name: "jeton-test-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return stopOnErr(err)
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		return stopOnErr(err)
+	}
+	e.dir, err = os.MkdirTemp("", "jeton-testenv-")
+	if err != nil {
+		return stopOnErr(err)
+	}
+	e.Kubeconfig = filepath.Join(e.dir, "kubeconfig")
+	if err := os.WriteFile(e.Kubeconfig, kubeconfig, 0o600); err != nil {
+		return stopOnErr(err)
+	}
+	return e, nil
+}
+
+// Stop stops the control plane and removes temporary files.
+func (e *Env) Stop() error {
+	if e.dir != "" {
+		_ = os.RemoveAll(e.dir)
+	}
+	return e.Environment.Stop()
+}
+
+// Kubectl runs the real kubectl (bin/kubectl) against the control plane. stdin may be nil.
+func (e *Env) Kubectl(ctx context.Context, stdin []byte, args ...string) (stdout, stderr string, err error) {
+	kubectl := filepath.Join(e.Environment.BinaryAssetsDirectory, "kubectl")
+	cmd := exec.CommandContext(ctx, kubectl, append([]string{"--kubeconfig", e.Kubeconfig}, args...)...)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	return out.String(), errOut.String(), err
+}
+
+// Main is a TestMain body: it starts the control plane, runs the tests with it and stops it.
+func Main(m *testing.M, set func(*Env)) {
+	env, err := Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testenv:", err)
+		os.Exit(1)
+	}
+	set(env)
+	code := m.Run()
+	if err := env.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "testenv: stopping:", err)
+	}
+	os.Exit(code)
+}
