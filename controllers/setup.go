@@ -4,7 +4,18 @@
 package controllers
 
 import (
+	"context"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
 )
 
 // Options configure every reconciler.
@@ -18,19 +29,44 @@ type Options struct {
 
 // IsCredentialsNamespace reports whether ns is one of the credentials namespaces.
 func (o Options) IsCredentialsNamespace(ns string) bool {
-	for _, n := range o.CredentialsNamespaces {
-		if n == ns {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(o.CredentialsNamespaces, ns)
 }
 
-// Setup registers every reconciler and the metrics collector with the manager.
-func Setup(mgr ctrl.Manager, opts Options) error {
+// CacheOptions restrict what the manager's cache holds, so that memory grows with the
+// objects jeton manages and not with the rest of the cluster:
+//   - Secrets: every Secret of the credentials namespaces (the token sources), and elsewhere
+//     only the Secrets jeton manages (labelled app.kubernetes.io/managed-by=jeton);
+//   - Namespaces: only client namespaces (labelled jeton.dev/client); others are read
+//     straight from the API server when a client claims them;
+//   - NetworkPolicies: only those jeton manages.
+//
+// Workloads (Deployments, StatefulSets, DaemonSets) are not cached at all: they are listed
+// from the API server, in one client namespace, only when a token rotates.
+func CacheOptions(opts Options) cache.Options {
+	managed := labels.SelectorFromSet(labels.Set{jetonv1alpha1.LabelManagedBy: jetonv1alpha1.ManagedByValue})
+	clientNamespaces, _ := labels.NewRequirement(jetonv1alpha1.LabelClient, selection.Exists, nil)
+
+	secretNamespaces := map[string]cache.Config{cache.AllNamespaces: {LabelSelector: managed}}
+	for _, ns := range opts.CredentialsNamespaces {
+		secretNamespaces[ns] = cache.Config{}
+	}
+	return cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}:              {Namespaces: secretNamespaces},
+			&corev1.Namespace{}:           {Label: labels.NewSelector().Add(*clientNamespaces)},
+			&networkingv1.NetworkPolicy{}: {Label: managed},
+		},
+	}
+}
+
+// Setup registers the field indexes, every reconciler and the metrics collector with the manager.
+func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if opts.MaxConcurrentReconciles < 1 {
 		opts.MaxConcurrentReconciles = 1
 	}
-	// Reconcilers are registered here as they land (PublicClient, Habilitation, TechnicalToken).
+	if err := registerIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
+	// Reconcilers and the metrics collector are registered below as they land.
 	return nil
 }
