@@ -1,0 +1,40 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+)
+
+// waitFor polls cond until it returns nil or the deadline passes, then fails the test with
+// the last error. Tests wait on conditions, never on the clock.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func(ctx context.Context) error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var last error
+	for {
+		if last = cond(ctx); last == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, last)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// uniqueName returns a DNS-label name with a random suffix, for test isolation.
+func uniqueName(prefix string) string {
+	return fmt.Sprintf("%s-%s", prefix, rand.String(6))
+}
+
+func namespaceObject(name string) *corev1.Namespace {
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+}

@@ -1,0 +1,97 @@
+package controllers
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+
+	"go.uber.org/zap/zapcore"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/jeton-dev/jeton/internal/testenv"
+)
+
+// The whole package shares one control plane and one manager running every reconciler,
+// as in production. Tests use their own namespaces and names so they do not interfere.
+var (
+	env       *testenv.Env
+	k8sClient client.Client
+	// testOptions are the options the manager runs with; credentials namespace: credNS.
+	testOptions Options
+	// logs captures every log line the manager writes, at debug level, so tests can assert
+	// that no token ever appears in them.
+	logs syncBuffer
+)
+
+const credNS = "jeton-system"
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestMain(m *testing.M) {
+	testenv.Main(m, func(e *testenv.Env) {
+		env = e
+		k8sClient = e.Client
+		if err := startManager(); err != nil {
+			fmt.Fprintln(os.Stderr, "starting the manager:", err)
+			_ = e.Stop()
+			os.Exit(1)
+		}
+	})
+}
+
+func startManager() error {
+	logger := zap.New(zap.WriteTo(&logs), zap.Level(zapcore.Level(-5)), zap.UseDevMode(false))
+	ctrl.SetLogger(logger)
+
+	ctx := context.Background()
+	testOptions = Options{
+		CredentialsNamespaces:   []string{credNS},
+		MaxConcurrentReconciles: 4,
+	}
+	if err := k8sClient.Create(ctx, namespaceObject(credNS)); err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:  env.Scheme,
+		Metrics: metricsserver.Options{BindAddress: "0"},
+		Cache:   CacheOptions(testOptions),
+		Logger:  logger,
+	})
+	if err != nil {
+		return err
+	}
+	if err := Setup(ctx, mgr, testOptions); err != nil {
+		return err
+	}
+	go func() {
+		if err := mgr.Start(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "manager stopped:", err)
+			os.Exit(1)
+		}
+	}()
+	if !mgr.GetCache().WaitForCacheSync(ctx) {
+		return fmt.Errorf("cache did not sync")
+	}
+	return nil
+}
