@@ -51,6 +51,8 @@ func CacheOptions(opts Options) cache.Options {
 		secretNamespaces[ns] = cache.Config{}
 	}
 	return cache.Options{
+		// Managed fields are often larger than the objects themselves and jeton never reads them.
+		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}:              {Namespaces: secretNamespaces},
 			&corev1.Namespace{}:           {Label: labels.NewSelector().Add(*clientNamespaces)},
