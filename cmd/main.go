@@ -1,0 +1,213 @@
+// Command jeton is the jeton manager: it runs every jeton reconciler (PublicClient,
+// Habilitation, TechnicalToken) against the cluster of its kubeconfig or service account.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
+	"github.com/jeton-dev/jeton/controllers"
+)
+
+const (
+	// leaderElectionID names the Lease the replicas compete for.
+	leaderElectionID = "jeton.dev"
+	// fallbackNamespace is the operator namespace when neither POD_NAMESPACE nor the
+	// service-account namespace file says otherwise (out-of-cluster runs).
+	fallbackNamespace = "jeton-system"
+	// serviceAccountNamespaceFile is where Kubernetes mounts the pod's namespace.
+	serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+	// gracefulShutdownTimeout bounds how long reconcilers get to finish on SIGTERM; it
+	// stays below the default 30s termination grace period of the pod.
+	gracefulShutdownTimeout = 20 * time.Second
+)
+
+// config is the validated command line.
+type config struct {
+	metricsAddr             string
+	probeAddr               string
+	leaderElect             bool
+	leaderElectionNamespace string
+	credentialsNamespaces   []string
+	maxConcurrentReconciles int
+	zap                     zap.Options
+}
+
+// parseFlags parses and validates args. operatorNamespace is the namespace the operator
+// runs in, the default of --credentials-namespaces and --leader-election-namespace.
+func parseFlags(fs *flag.FlagSet, args []string, operatorNamespace string) (*config, error) {
+	c := &config{zap: zap.Options{}}
+	var credNS string
+	fs.StringVar(&c.metricsAddr, "metrics-bind-address", ":8080",
+		`Address the Prometheus metrics endpoint binds to; "0" disables it.`)
+	fs.StringVar(&c.probeAddr, "health-probe-bind-address", ":8081",
+		"Address the /healthz and /readyz endpoints bind to.")
+	fs.BoolVar(&c.leaderElect, "leader-elect", false,
+		"Elect a leader (Lease "+leaderElectionID+") so that only one replica reconciles at a time.")
+	fs.StringVar(&c.leaderElectionNamespace, "leader-election-namespace", operatorNamespace,
+		"Namespace of the leader-election Lease.")
+	fs.StringVar(&credNS, "credentials-namespaces", operatorNamespace,
+		"Comma-separated namespaces where Habilitations and TechnicalTokens are honoured (and their token Secrets read).")
+	fs.IntVar(&c.maxConcurrentReconciles, "max-concurrent-reconciles", 4,
+		"Maximum concurrent reconciles per controller.")
+	c.zap.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q: jeton takes flags only", fs.Args())
+	}
+
+	var err error
+	if c.credentialsNamespaces, err = parseNamespaces(credNS); err != nil {
+		return nil, fmt.Errorf("--credentials-namespaces: %w", err)
+	}
+	if msgs := validation.IsDNS1123Label(c.leaderElectionNamespace); c.leaderElect && len(msgs) > 0 {
+		return nil, fmt.Errorf("--leader-election-namespace %q is not a valid namespace name: %s",
+			c.leaderElectionNamespace, strings.Join(msgs, "; "))
+	}
+	if c.maxConcurrentReconciles < 1 {
+		return nil, fmt.Errorf("--max-concurrent-reconciles must be at least 1, got %d", c.maxConcurrentReconciles)
+	}
+	return c, nil
+}
+
+// parseNamespaces splits a comma-separated list of namespace names, trimming spaces and
+// dropping duplicates, and rejects anything that is not a valid namespace name.
+func parseNamespaces(s string) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	for _, ns := range strings.Split(s, ",") {
+		ns = strings.TrimSpace(ns)
+		if ns == "" {
+			continue
+		}
+		if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
+			return nil, fmt.Errorf("%q is not a valid namespace name: %s", ns, strings.Join(msgs, "; "))
+		}
+		if !seen[ns] {
+			seen[ns] = true
+			out = append(out, ns)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("at least one namespace is required")
+	}
+	return out, nil
+}
+
+// operatorNamespace is the namespace jeton runs in: $POD_NAMESPACE (downward API), else
+// the service-account namespace file, else jeton-system.
+func operatorNamespace(getenv func(string) string, readFile func(string) ([]byte, error)) string {
+	if ns := strings.TrimSpace(getenv("POD_NAMESPACE")); ns != "" {
+		return ns
+	}
+	if b, err := readFile(serviceAccountNamespaceFile); err == nil {
+		if ns := strings.TrimSpace(string(b)); ns != "" {
+			return ns
+		}
+	}
+	return fallbackNamespace
+}
+
+// newScheme knows the built-in kinds and jeton's.
+func newScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(jetonv1alpha1.AddToScheme(s))
+	return s
+}
+
+func main() {
+	// The kubeconfig flag is registered on flag.CommandLine by controller-runtime.
+	cfg, err := parseFlags(flag.CommandLine, os.Args[1:], operatorNamespace(os.Getenv, os.ReadFile))
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "jeton: invalid flags:", err)
+		os.Exit(1)
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&cfg.zap)))
+	if err := run(ctrl.SetupSignalHandler(), cfg); err != nil {
+		ctrl.Log.Error(err, "manager stopped with an error")
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, cfg *config) error {
+	log := ctrl.Log.WithName("setup")
+	restConfig, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("loading the kubeconfig (set --kubeconfig or KUBECONFIG, or run in a pod): %w", err)
+	}
+	log.Info("starting jeton",
+		"apiServer", restConfig.Host,
+		"credentialsNamespaces", cfg.credentialsNamespaces,
+		"metricsBindAddress", cfg.metricsAddr,
+		"healthProbeBindAddress", cfg.probeAddr,
+		"leaderElect", cfg.leaderElect,
+		"leaderElectionNamespace", cfg.leaderElectionNamespace,
+		"maxConcurrentReconciles", cfg.maxConcurrentReconciles)
+
+	opts := controllers.Options{
+		CredentialsNamespaces:   cfg.credentialsNamespaces,
+		MaxConcurrentReconciles: cfg.maxConcurrentReconciles,
+	}
+	shutdown := gracefulShutdownTimeout
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+		Scheme:                        newScheme(),
+		Cache:                         controllers.CacheOptions(opts),
+		Metrics:                       metricsserver.Options{BindAddress: cfg.metricsAddr},
+		HealthProbeBindAddress:        cfg.probeAddr,
+		LeaderElection:                cfg.leaderElect,
+		LeaderElectionID:              leaderElectionID,
+		LeaderElectionNamespace:       cfg.leaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true, // safe: main returns right after the manager stops
+		GracefulShutdownTimeout:       &shutdown,
+	})
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+	if err := controllers.Setup(ctx, mgr, opts); err != nil {
+		return fmt.Errorf("setting up the controllers: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	// Ready once the informers have synced: before that, the replica would act on an
+	// incomplete view of the cluster.
+	cacheSynced := func(req *http.Request) error {
+		ctx, cancel := context.WithTimeout(req.Context(), time.Second)
+		defer cancel()
+		if !mgr.GetCache().WaitForCacheSync(ctx) {
+			return errors.New("informer caches not synced yet")
+		}
+		return nil
+	}
+	if err := mgr.AddReadyzCheck("informers", cacheSynced); err != nil {
+		return err
+	}
+	log.Info("starting the manager")
+	if err := mgr.Start(ctx); err != nil {
+		return fmt.Errorf("running the manager: %w", err)
+	}
+	log.Info("manager stopped")
+	return nil
+}
