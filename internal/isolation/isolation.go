@@ -1,0 +1,182 @@
+// Package isolation builds what fences a public client's namespace off from the other
+// clients: the namespace's labels (client label, Pod Security Admission) and the
+// NetworkPolicy, and decides who owns a namespace. It is pure: no API calls.
+package isolation
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
+
+	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
+)
+
+// NetworkPolicyName is the name of the NetworkPolicy jeton keeps in every client namespace.
+const NetworkPolicyName = "jeton-isolation"
+
+// Pod Security Admission label keys (k8s.io/pod-security-admission/api, not imported to keep
+// that module out of the build for six strings).
+const (
+	labelPSAPrefix   = "pod-security.kubernetes.io/"
+	psaVersionLatest = "latest"
+)
+
+// podSecurityModes are the three PSA modes; jeton sets all of them to the same level so
+// that violations are rejected (enforce), recorded in the audit log (audit) and shown to
+// whoever applies the workload (warn).
+var podSecurityModes = []string{"enforce", "audit", "warn"}
+
+// NamespaceLabels returns the labels jeton keeps on the namespace of client clientName:
+// the client label, managed-by, and the Pod Security Admission labels for level.
+func NamespaceLabels(clientName string, level jetonv1alpha1.PodSecurityLevel) map[string]string {
+	if level == "" {
+		level = jetonv1alpha1.PodSecurityRestricted // the API default, should the CRD lack it
+	}
+	labels := map[string]string{
+		jetonv1alpha1.LabelClient:    clientName,
+		jetonv1alpha1.LabelManagedBy: jetonv1alpha1.ManagedByValue,
+	}
+	for _, mode := range podSecurityModes {
+		labels[labelPSAPrefix+mode] = string(level)
+		labels[labelPSAPrefix+mode+"-version"] = psaVersionLatest
+	}
+	return labels
+}
+
+// Namespace returns the server-side apply configuration of a client namespace. It holds
+// only jeton's labels, so applying it never removes labels or annotations others set.
+func Namespace(name, clientName string, level jetonv1alpha1.PodSecurityLevel) *corev1ac.NamespaceApplyConfiguration {
+	return corev1ac.Namespace(name).WithLabels(NamespaceLabels(clientName, level))
+}
+
+// ObjectLabels are the labels of the objects jeton creates in a client namespace.
+func ObjectLabels(clientName string) map[string]string {
+	return map[string]string{
+		jetonv1alpha1.LabelClient:    clientName,
+		jetonv1alpha1.LabelManagedBy: jetonv1alpha1.ManagedByValue,
+	}
+}
+
+// NetworkPolicy returns the server-side apply configuration of the isolation policy of a
+// client namespace.
+//
+// NetworkPolicies are allow-lists: once a policy selects a pod for Ingress, only traffic
+// that some policy admits reaches it. This one selects every pod and admits ingress from
+// (1) pods of the same namespace and (2) pods of namespaces that are not client namespaces
+// (no jeton.dev/client label: ingress controllers, monitoring, the vendor's own services).
+// Nothing admits the namespaces of other clients, so their traffic is dropped. Egress is
+// left alone: clients must reach the public APIs, and other clients' namespaces are
+// already protected by their own ingress policy.
+func NetworkPolicy(namespace, clientName string) *networkingv1ac.NetworkPolicyApplyConfiguration {
+	return networkingv1ac.NetworkPolicy(NetworkPolicyName, namespace).
+		WithLabels(ObjectLabels(clientName)).
+		WithSpec(networkingv1ac.NetworkPolicySpec().
+			WithPodSelector(metav1ac.LabelSelector()).
+			WithPolicyTypes("Ingress").
+			WithIngress(networkingv1ac.NetworkPolicyIngressRule().WithFrom(
+				networkingv1ac.NetworkPolicyPeer().WithPodSelector(metav1ac.LabelSelector()),
+				networkingv1ac.NetworkPolicyPeer().WithNamespaceSelector(metav1ac.LabelSelector().
+					WithMatchExpressions(metav1ac.LabelSelectorRequirement().
+						WithKey(jetonv1alpha1.LabelClient).
+						WithOperator(metav1.LabelSelectorOpDoesNotExist))),
+			)))
+}
+
+// Verdict is what a client may do with its namespace.
+type Verdict int
+
+const (
+	// Create: the namespace does not exist and this client is its first claimant.
+	Create Verdict = iota
+	// Owned: the namespace carries this client's label; jeton manages it.
+	Owned
+	// OwnedElsewhere: the namespace exists without this client's label, or another,
+	// older client claims it. Nothing may be written into it.
+	OwnedElsewhere
+	// Terminating: the namespace is being deleted; wait for it to go, then create it again.
+	Terminating
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Create:
+		return "Create"
+	case Owned:
+		return "Owned"
+	case OwnedElsewhere:
+		return "OwnedElsewhere"
+	case Terminating:
+		return "Terminating"
+	}
+	return fmt.Sprintf("Verdict(%d)", int(v))
+}
+
+// Decision is the Verdict with a message for the client's conditions and events.
+type Decision struct {
+	Verdict Verdict
+	// Message says what is wrong and how to fix it (empty for Create and Owned).
+	Message string
+}
+
+// Decide says what client may do with its target namespace ns (nil when it does not
+// exist). claimants are all PublicClients whose target namespace is the same as client's,
+// client included or not.
+//
+// Once a namespace exists, its jeton.dev/client label is the only proof of ownership: a
+// namespace is never adopted without it, since its workloads would then receive tokens of a
+// client they may not belong to. While it does not exist, the first claimant (oldest, then
+// smallest name) alone creates it, so two clients racing for one name agree on the winner.
+func Decide(client *jetonv1alpha1.PublicClient, ns *corev1.Namespace, claimants []jetonv1alpha1.PublicClient) Decision {
+	name := client.TargetNamespace()
+	if ns != nil {
+		owner, labelled := ns.Labels[jetonv1alpha1.LabelClient]
+		switch {
+		case labelled && owner == client.Name:
+			if ns.DeletionTimestamp != nil {
+				return Decision{Terminating, fmt.Sprintf("namespace %s is being deleted; jeton creates it again once it is gone", name)}
+			}
+			return Decision{Verdict: Owned}
+		case labelled:
+			return Decision{OwnedElsewhere, fmt.Sprintf(
+				"namespace %s belongs to PublicClient %q (label %s=%s); nothing is written into it. Set spec.namespace to another namespace (recreate this PublicClient, the field is immutable), or relabel the namespace %s=%s if it really belongs to this client",
+				name, owner, jetonv1alpha1.LabelClient, owner, jetonv1alpha1.LabelClient, client.Name)}
+		case ns.DeletionTimestamp != nil:
+			return Decision{Terminating, fmt.Sprintf("namespace %s is being deleted; jeton creates it once it is gone", name)}
+		default:
+			return Decision{OwnedElsewhere, fmt.Sprintf(
+				"namespace %s already exists and jeton did not create it; nothing is written into it. Label it %s=%s to let jeton adopt it, or set spec.namespace to another namespace (recreate this PublicClient, the field is immutable)",
+				name, jetonv1alpha1.LabelClient, client.Name)}
+		}
+	}
+	if first := FirstClaimant(append(slices.Clone(claimants), *client)); first.Name != client.Name {
+		return Decision{OwnedElsewhere, fmt.Sprintf(
+			"namespace %s is also claimed by PublicClient %q, which is older and gets it; set spec.namespace to another namespace (recreate this PublicClient, the field is immutable)",
+			name, first.Name)}
+	}
+	return Decision{Verdict: Create}
+}
+
+// FirstClaimant returns the client that wins a namespace claimed by several: the oldest,
+// then the smallest name. Clients being deleted do not count (unless all are). claimants
+// must not be empty.
+func FirstClaimant(claimants []jetonv1alpha1.PublicClient) *jetonv1alpha1.PublicClient {
+	live := slices.DeleteFunc(slices.Clone(claimants), func(c jetonv1alpha1.PublicClient) bool {
+		return c.DeletionTimestamp != nil
+	})
+	if len(live) == 0 {
+		live = claimants
+	}
+	first := slices.MinFunc(live, func(a, b jetonv1alpha1.PublicClient) int {
+		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return &first
+}

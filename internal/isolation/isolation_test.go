@@ -1,0 +1,213 @@
+package isolation
+
+import (
+	"encoding/json"
+	"maps"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
+)
+
+func TestNamespaceLabels(t *testing.T) {
+	tests := []struct {
+		level jetonv1alpha1.PodSecurityLevel
+		want  string
+	}{
+		{jetonv1alpha1.PodSecurityRestricted, "restricted"},
+		{jetonv1alpha1.PodSecurityBaseline, "baseline"},
+		{jetonv1alpha1.PodSecurityPrivileged, "privileged"},
+		{"", "restricted"}, // a CRD without defaults must not weaken isolation
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.level), func(t *testing.T) {
+			want := map[string]string{
+				"jeton.dev/client":                           "mairie",
+				"app.kubernetes.io/managed-by":               "jeton",
+				"pod-security.kubernetes.io/enforce":         tt.want,
+				"pod-security.kubernetes.io/enforce-version": "latest",
+				"pod-security.kubernetes.io/audit":           tt.want,
+				"pod-security.kubernetes.io/audit-version":   "latest",
+				"pod-security.kubernetes.io/warn":            tt.want,
+				"pod-security.kubernetes.io/warn-version":    "latest",
+			}
+			if got := NamespaceLabels("mairie", tt.level); !maps.Equal(got, want) {
+				t.Errorf("NamespaceLabels = %v, want %v", got, want)
+			}
+			ns := Namespace("ns-mairie", "mairie", tt.level)
+			if *ns.Name != "ns-mairie" || !maps.Equal(ns.Labels, want) {
+				t.Errorf("Namespace = %s %v, want ns-mairie with %v", *ns.Name, ns.Labels, want)
+			}
+			// The apply configuration must carry nothing but labels, or applying it would
+			// claim fields others own.
+			if ns.Spec != nil || ns.Annotations != nil {
+				t.Errorf("Namespace apply configuration sets more than labels: %+v", ns)
+			}
+		})
+	}
+}
+
+// networkPolicy converts the apply configuration to the typed object, as the API server sees it.
+func networkPolicy(t *testing.T, namespace, client string) *networkingv1.NetworkPolicy {
+	t.Helper()
+	raw, err := json.Marshal(NetworkPolicy(namespace, client))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var np networkingv1.NetworkPolicy
+	if err := json.Unmarshal(raw, &np); err != nil {
+		t.Fatal(err)
+	}
+	return &np
+}
+
+// admits reports whether the policy of namespace policyNS admits ingress from a pod in a
+// namespace named fromNS with labels nsLabels, evaluating the rules as a CNI plugin would.
+func admits(t *testing.T, np *networkingv1.NetworkPolicy, fromNS string, nsLabels map[string]string) bool {
+	t.Helper()
+	for _, rule := range np.Spec.Ingress {
+		for _, peer := range rule.From {
+			switch {
+			case peer.NamespaceSelector != nil:
+				sel, err := metav1.LabelSelectorAsSelector(peer.NamespaceSelector)
+				if err != nil {
+					t.Fatal(err)
+				}
+				podsMatch := peer.PodSelector == nil || len(peer.PodSelector.MatchLabels)+len(peer.PodSelector.MatchExpressions) == 0
+				if sel.Matches(labels.Set(nsLabels)) && podsMatch {
+					return true
+				}
+			case peer.PodSelector != nil:
+				// A podSelector alone selects pods of the policy's own namespace.
+				if fromNS == np.Namespace && len(peer.PodSelector.MatchLabels)+len(peer.PodSelector.MatchExpressions) == 0 {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func TestNetworkPolicy(t *testing.T) {
+	np := networkPolicy(t, "ns-a", "a")
+	if np.Name != NetworkPolicyName || np.Namespace != "ns-a" {
+		t.Errorf("policy is %s/%s, want ns-a/%s", np.Namespace, np.Name, NetworkPolicyName)
+	}
+	if !maps.Equal(np.Labels, map[string]string{"jeton.dev/client": "a", "app.kubernetes.io/managed-by": "jeton"}) {
+		t.Errorf("labels = %v", np.Labels)
+	}
+	if len(np.Spec.PodSelector.MatchLabels)+len(np.Spec.PodSelector.MatchExpressions) != 0 {
+		t.Errorf("podSelector %v does not select every pod", np.Spec.PodSelector)
+	}
+	if len(np.Spec.PolicyTypes) != 1 || np.Spec.PolicyTypes[0] != networkingv1.PolicyTypeIngress {
+		t.Errorf("policyTypes = %v, want [Ingress]", np.Spec.PolicyTypes)
+	}
+
+	tests := []struct {
+		name     string
+		fromNS   string
+		nsLabels map[string]string
+		want     bool
+	}{
+		{"same namespace", "ns-a", NamespaceLabels("a", "restricted"), true},
+		{"another client's namespace", "ns-b", NamespaceLabels("b", "restricted"), false},
+		{"a namespace labelled for this client elsewhere", "ns-a2", map[string]string{"jeton.dev/client": "a"}, false},
+		{"ingress controller namespace", "ingress-nginx", map[string]string{"kubernetes.io/metadata.name": "ingress-nginx"}, true},
+		{"unlabelled namespace", "monitoring", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := admits(t, np, tt.fromNS, tt.nsLabels); got != tt.want {
+				t.Errorf("admits ingress from %s = %v, want %v", tt.fromNS, got, tt.want)
+			}
+		})
+	}
+}
+
+func publicClient(name, namespace string, created time.Time, deleting bool) jetonv1alpha1.PublicClient {
+	c := jetonv1alpha1.PublicClient{
+		ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.NewTime(created)},
+		Spec:       jetonv1alpha1.PublicClientSpec{Namespace: namespace},
+	}
+	if deleting {
+		c.DeletionTimestamp = &metav1.Time{Time: created.Add(time.Hour)}
+	}
+	return c
+}
+
+func TestDecide(t *testing.T) {
+	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	me := publicClient("mairie", "shared", t0, false)
+	now := metav1.NewTime(t0)
+	ns := func(lbls map[string]string, deleting bool) *corev1.Namespace {
+		n := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shared", Labels: lbls}}
+		if deleting {
+			n.DeletionTimestamp = &now
+		}
+		return n
+	}
+	tests := []struct {
+		name        string
+		ns          *corev1.Namespace
+		claimants   []jetonv1alpha1.PublicClient
+		want        Verdict
+		wantMessage []string // substrings the message must hold
+	}{
+		{"absent, sole claimant", nil, nil, Create, nil},
+		{"absent, claimants include me", nil, []jetonv1alpha1.PublicClient{me}, Create, nil},
+		{"absent, younger rival", nil, []jetonv1alpha1.PublicClient{me, publicClient("region", "shared", t0.Add(time.Second), false)}, Create, nil},
+		{"absent, older rival", nil, []jetonv1alpha1.PublicClient{me, publicClient("region", "shared", t0.Add(-time.Second), false)}, OwnedElsewhere, []string{`"region"`, "spec.namespace"}},
+		{"absent, same age rival with smaller name", nil, []jetonv1alpha1.PublicClient{publicClient("agence", "shared", t0, false)}, OwnedElsewhere, []string{`"agence"`}},
+		{"absent, same age rival with larger name", nil, []jetonv1alpha1.PublicClient{publicClient("zoo", "shared", t0, false)}, Create, nil},
+		{"absent, older rival being deleted", nil, []jetonv1alpha1.PublicClient{publicClient("region", "shared", t0.Add(-time.Hour), true)}, Create, nil},
+		{"labelled for me", ns(map[string]string{"jeton.dev/client": "mairie", "team": "x"}, false), nil, Owned, nil},
+		{"labelled for me, older rival", ns(map[string]string{"jeton.dev/client": "mairie"}, false), []jetonv1alpha1.PublicClient{publicClient("region", "shared", t0.Add(-time.Hour), false)}, Owned, nil},
+		{"labelled for me, terminating", ns(map[string]string{"jeton.dev/client": "mairie"}, true), nil, Terminating, []string{"being deleted"}},
+		{"unlabelled", ns(map[string]string{"team": "x"}, false), nil, OwnedElsewhere, []string{"jeton.dev/client=mairie", "spec.namespace"}},
+		{"unlabelled, terminating", ns(nil, true), nil, Terminating, []string{"being deleted"}},
+		{"labelled for another client", ns(map[string]string{"jeton.dev/client": "region"}, false), nil, OwnedElsewhere, []string{`"region"`, "spec.namespace"}},
+		{"labelled for another client, terminating", ns(map[string]string{"jeton.dev/client": "region"}, true), nil, OwnedElsewhere, []string{`"region"`}},
+		{"label with empty value", ns(map[string]string{"jeton.dev/client": ""}, false), nil, OwnedElsewhere, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Decide(&me, tt.ns, tt.claimants)
+			if got.Verdict != tt.want {
+				t.Fatalf("Decide = %v (%s), want %v", got.Verdict, got.Message, tt.want)
+			}
+			for _, s := range tt.wantMessage {
+				if !strings.Contains(got.Message, s) {
+					t.Errorf("message %q does not mention %q", got.Message, s)
+				}
+			}
+		})
+	}
+}
+
+func TestFirstClaimant(t *testing.T) {
+	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name      string
+		claimants []jetonv1alpha1.PublicClient
+		want      string
+	}{
+		{"one", []jetonv1alpha1.PublicClient{publicClient("a", "", t0, false)}, "a"},
+		{"oldest wins", []jetonv1alpha1.PublicClient{publicClient("a", "", t0, false), publicClient("b", "", t0.Add(-time.Second), false)}, "b"},
+		{"tie broken by name", []jetonv1alpha1.PublicClient{publicClient("b", "", t0, false), publicClient("a", "", t0, false)}, "a"},
+		{"deleting clients step aside", []jetonv1alpha1.PublicClient{publicClient("a", "", t0, true), publicClient("b", "", t0.Add(time.Hour), false)}, "b"},
+		{"all deleting", []jetonv1alpha1.PublicClient{publicClient("b", "", t0, true), publicClient("a", "", t0.Add(time.Hour), true)}, "b"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := FirstClaimant(tt.claimants); got.Name != tt.want {
+				t.Errorf("FirstClaimant = %s, want %s", got.Name, tt.want)
+			}
+		})
+	}
+}
