@@ -1,0 +1,267 @@
+package injection
+
+import (
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
+)
+
+func habilitation() *jetonv1alpha1.Habilitation {
+	return &jetonv1alpha1.Habilitation{
+		ObjectMeta: metav1.ObjectMeta{Name: "dgfip", Namespace: "jeton-system"},
+		Spec: jetonv1alpha1.HabilitationSpec{
+			ClientRef: jetonv1alpha1.ClientReference{Name: "trifouilly"},
+			API:       jetonv1alpha1.APIEntreprise,
+		},
+	}
+}
+
+func publicClient() *jetonv1alpha1.PublicClient {
+	return &jetonv1alpha1.PublicClient{
+		ObjectMeta: metav1.ObjectMeta{Name: "trifouilly"},
+		Spec:       jetonv1alpha1.PublicClientSpec{SIRET: "21730001500017", Namespace: "client-trifouilly"},
+	}
+}
+
+func TestDesiredSecret(t *testing.T) {
+	tests := []struct {
+		name     string
+		target   jetonv1alpha1.Target
+		wantName string
+		wantKeys [3]string // token, recipient, base URL
+	}{
+		{"defaults", jetonv1alpha1.Target{}, "dgfip", [3]string{"TOKEN", "RECIPIENT", "BASE_URL"}},
+		{"custom name and keys", jetonv1alpha1.Target{SecretName: "api-entreprise", Keys: jetonv1alpha1.TargetKeys{Token: "jwt", Recipient: "siret", BaseURL: "url"}},
+			"api-entreprise", [3]string{"jwt", "siret", "url"}},
+		{"one key customised", jetonv1alpha1.Target{Keys: jetonv1alpha1.TargetKeys{Token: "API_KEY"}}, "dgfip", [3]string{"API_KEY", "RECIPIENT", "BASE_URL"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := habilitation()
+			h.Spec.Target = tt.target
+			s := DesiredSecret(h, publicClient(), "tok", "0123456789abcdef", "https://entreprise.api.gouv.fr")
+			if s.Name != tt.wantName || s.Namespace != "client-trifouilly" {
+				t.Errorf("secret %s/%s, want client-trifouilly/%s", s.Namespace, s.Name, tt.wantName)
+			}
+			if s.Type != corev1.SecretTypeOpaque {
+				t.Errorf("type %q, want Opaque", s.Type)
+			}
+			want := map[string]string{tt.wantKeys[0]: "tok", tt.wantKeys[1]: "21730001500017", tt.wantKeys[2]: "https://entreprise.api.gouv.fr"}
+			if len(s.Data) != len(want) {
+				t.Errorf("data has %d keys, want %d", len(s.Data), len(want))
+			}
+			for k, v := range want {
+				if string(s.Data[k]) != v {
+					t.Errorf("data[%s] = %q, want %q", k, s.Data[k], v)
+				}
+			}
+			wantLabels := map[string]string{
+				"app.kubernetes.io/managed-by":     "jeton",
+				"jeton.dev/client":                 "trifouilly",
+				"jeton.dev/habilitation":           "dgfip",
+				"jeton.dev/habilitation-namespace": "jeton-system",
+			}
+			if len(s.Labels) != len(wantLabels) {
+				t.Errorf("labels %v, want exactly %v (nothing copied from elsewhere)", s.Labels, wantLabels)
+			}
+			for k, v := range wantLabels {
+				if s.Labels[k] != v {
+					t.Errorf("label %s = %q, want %q", k, s.Labels[k], v)
+				}
+			}
+			if s.Annotations["jeton.dev/token-fingerprint"] != "0123456789abcdef" || len(s.Annotations) != 1 {
+				t.Errorf("annotations %v, want only the fingerprint", s.Annotations)
+			}
+			if !ManagedBy(s, h) {
+				t.Error("the desired Secret is not recognised as managed by its Habilitation")
+			}
+		})
+	}
+}
+
+func TestManagedBy(t *testing.T) {
+	h := habilitation()
+	own := Labels(h)
+	with := func(k, v string) map[string]string {
+		l := Labels(h)
+		if v == "" {
+			delete(l, k)
+		} else {
+			l[k] = v
+		}
+		return l
+	}
+	tests := []struct {
+		name   string
+		labels map[string]string
+		want   bool
+	}{
+		{"own labels", own, true},
+		{"no labels (a user's Secret)", nil, false},
+		{"another habilitation", with(jetonv1alpha1.LabelHabilitation, "other"), false},
+		{"same name in another credentials namespace", with(jetonv1alpha1.LabelHabilitationNamespace, "other-ns"), false},
+		{"not managed by jeton", with(jetonv1alpha1.LabelManagedBy, "helm"), false},
+		{"managed-by missing", with(jetonv1alpha1.LabelManagedBy, ""), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Labels: tt.labels}}
+			if got := ManagedBy(s, h); got != tt.want {
+				t.Errorf("ManagedBy = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestUpToDate(t *testing.T) {
+	desired := DesiredSecret(habilitation(), publicClient(), "tok", "fp1", "https://x")
+	tests := []struct {
+		name   string
+		mutate func(s *corev1.Secret)
+		want   bool
+	}{
+		{"identical", func(*corev1.Secret) {}, true},
+		{"extra label and annotation from someone else", func(s *corev1.Secret) {
+			s.Labels["team"] = "a"
+			s.Annotations["kubectl.kubernetes.io/last-applied-configuration"] = "{}"
+		}, true},
+		{"token edited by hand", func(s *corev1.Secret) { s.Data["TOKEN"] = []byte("other") }, false},
+		{"key removed", func(s *corev1.Secret) { delete(s.Data, "BASE_URL") }, false},
+		{"key added (e.g. after a key rename)", func(s *corev1.Secret) { s.Data["OLD_TOKEN"] = []byte("tok") }, false},
+		{"label removed", func(s *corev1.Secret) { delete(s.Labels, jetonv1alpha1.LabelClient) }, false},
+		{"fingerprint annotation changed", func(s *corev1.Secret) { s.Annotations[jetonv1alpha1.AnnotationTokenFingerprint] = "fp0" }, false},
+		{"type changed", func(s *corev1.Secret) { s.Type = corev1.SecretTypeBasicAuth }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			existing := DesiredSecret(habilitation(), publicClient(), "tok", "fp1", "https://x")
+			tt.mutate(existing)
+			if got := UpToDate(existing, desired); got != tt.want {
+				t.Errorf("UpToDate = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestReferencesSecret(t *testing.T) {
+	const name = "api-entreprise"
+	container := func(c corev1.Container) []corev1.Container { return []corev1.Container{{Name: "other"}, c} }
+	tests := []struct {
+		name string
+		spec corev1.PodSpec
+		want bool
+	}{
+		{"nothing", corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}, false},
+		{"env secretKeyRef", corev1.PodSpec{Containers: container(corev1.Container{Env: []corev1.EnvVar{
+			{Name: "X", Value: "y"},
+			{Name: "TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: name}, Key: "TOKEN"}}},
+		}})}, true},
+		{"env secretKeyRef to another Secret", corev1.PodSpec{Containers: container(corev1.Container{Env: []corev1.EnvVar{
+			{Name: "TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "other"}, Key: "TOKEN"}}},
+		}})}, false},
+		{"env configMapKeyRef with the same name", corev1.PodSpec{Containers: container(corev1.Container{Env: []corev1.EnvVar{
+			{Name: "X", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: name}, Key: "x"}}},
+		}})}, false},
+		{"envFrom secretRef", corev1.PodSpec{Containers: container(corev1.Container{EnvFrom: []corev1.EnvFromSource{
+			{Prefix: "API_ENTREPRISE_", SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: name}}},
+		}})}, true},
+		{"envFrom configMapRef with the same name", corev1.PodSpec{Containers: container(corev1.Container{EnvFrom: []corev1.EnvFromSource{
+			{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: name}}},
+		}})}, false},
+		{"init container env", corev1.PodSpec{InitContainers: []corev1.Container{{Env: []corev1.EnvVar{
+			{Name: "TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: name}, Key: "TOKEN"}}},
+		}}}, Containers: []corev1.Container{{Name: "app"}}}, true},
+		{"init container envFrom", corev1.PodSpec{InitContainers: []corev1.Container{{EnvFrom: []corev1.EnvFromSource{
+			{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: name}}},
+		}}}}, true},
+		{"secret volume", corev1.PodSpec{Volumes: []corev1.Volume{{Name: "v", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: name}}}}}, true},
+		{"secret volume of another Secret", corev1.PodSpec{Volumes: []corev1.Volume{{Name: "v", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "other"}}}}}, false},
+		{"projected secret source", corev1.PodSpec{Volumes: []corev1.Volume{{Name: "v", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+			{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "cm"}}},
+			{Secret: &corev1.SecretProjection{LocalObjectReference: corev1.LocalObjectReference{Name: name}}},
+		}}}}}}, true},
+		{"projected configMap with the same name", corev1.PodSpec{Volumes: []corev1.Volume{{Name: "v", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+			{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: name}}},
+		}}}}}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ReferencesSecret(&tt.spec, name); got != tt.want {
+				t.Errorf("ReferencesSecret = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRestartedFor(t *testing.T) {
+	tests := []struct {
+		name, current, secret, fp, want string
+	}{
+		{"first entry", "", "b", "fp2", "b=fp2"},
+		{"update own entry", "b=fp1", "b", "fp2", "b=fp2"},
+		{"idempotent", "b=fp2", "b", "fp2", "b=fp2"},
+		{"keep others, sorted", "c=x,a=y", "b", "fp2", "a=y,b=fp2,c=x"},
+		{"update among others", "a=y,b=fp1,c=x", "b", "fp2", "a=y,b=fp2,c=x"},
+		{"unsorted input is normalised", "c=x,b=fp1", "b", "fp2", "b=fp2,c=x"},
+		{"garbage entries dropped", "junk,,=z, a=y ", "b", "fp2", "a=y,b=fp2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := RestartedFor(tt.current, tt.secret, tt.fp); got != tt.want {
+				t.Errorf("RestartedFor(%q, %q, %q) = %q, want %q", tt.current, tt.secret, tt.fp, got, tt.want)
+			}
+			// Applying the result again must not change it: no restart on resync.
+			if got := RestartedFor(tt.want, tt.secret, tt.fp); got != tt.want {
+				t.Errorf("not idempotent: %q then %q", tt.want, got)
+			}
+		})
+	}
+}
+
+func TestArbitrate(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	hab := func(ns, name, client string, age int) Binding {
+		return Binding{Kind: KindHabilitation, Namespace: ns, Name: name, Client: client, Created: t0.Add(time.Duration(age) * time.Minute)}
+	}
+	tt := func(name string, age int) Binding {
+		return Binding{Kind: KindTechnicalToken, Namespace: "jeton-system", Name: name, Created: t0.Add(time.Duration(age) * time.Minute)}
+	}
+	tests := []struct {
+		name   string
+		self   Binding
+		others []Binding
+		want   Verdict
+	}{
+		{"alone", hab("ns", "a", "x", 1), nil, Verdict{Outcome: Allowed}},
+		{"newer of two clients is refused", hab("ns", "b", "y", 2), []Binding{hab("ns", "a", "x", 1)},
+			Verdict{Outcome: TokenConflict, With: hab("ns", "a", "x", 1)}},
+		{"older of two clients keeps working", hab("ns", "a", "x", 1), []Binding{hab("ns", "b", "y", 2)}, Verdict{Outcome: Allowed}},
+		{"same creation time: name breaks the tie (loser)", hab("ns", "b", "y", 1), []Binding{hab("ns", "a", "x", 1)},
+			Verdict{Outcome: TokenConflict, With: hab("ns", "a", "x", 1)}},
+		{"same creation time: name breaks the tie (winner)", hab("ns", "a", "x", 1), []Binding{hab("ns", "b", "y", 1)}, Verdict{Outcome: Allowed}},
+		{"same creation time and name: namespace breaks the tie", hab("ns2", "a", "y", 1), []Binding{hab("ns1", "a", "x", 1)},
+			Verdict{Outcome: TokenConflict, With: hab("ns1", "a", "x", 1)}},
+		{"same client twice is allowed", hab("ns", "b", "x", 2), []Binding{hab("ns", "a", "x", 1)}, Verdict{Outcome: Allowed}},
+		{"owner decided by the oldest binding, not by a refused one", hab("ns", "c", "x", 3), []Binding{hab("ns", "a", "x", 1), hab("ns", "b", "y", 2)},
+			Verdict{Outcome: Allowed}},
+		{"third client refused against the owner", hab("ns", "c", "z", 3), []Binding{hab("ns", "b", "y", 2), hab("ns", "a", "x", 1)},
+			Verdict{Outcome: TokenConflict, With: hab("ns", "a", "x", 1)}},
+		{"technical token always wins, even when newer", hab("ns", "a", "x", 1), []Binding{tt("probe", 5)},
+			Verdict{Outcome: TechnicalTokenReuse, With: tt("probe", 5)}},
+		{"technical token reported before a conflict", hab("ns", "b", "y", 2), []Binding{hab("ns", "a", "x", 1), tt("probe", 5)},
+			Verdict{Outcome: TechnicalTokenReuse, With: tt("probe", 5)}},
+		{"oldest technical token named", hab("ns", "a", "x", 1), []Binding{tt("p2", 6), tt("p1", 5)},
+			Verdict{Outcome: TechnicalTokenReuse, With: tt("p1", 5)}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Arbitrate(tc.self, tc.others); got != tc.want {
+				t.Errorf("Arbitrate = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
