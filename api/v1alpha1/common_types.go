@@ -134,4 +134,7 @@ const (
 	// AnnotationRestartedFor is the pod-template annotation that restarts a workload: it holds
 	// the fingerprints of the jeton Secrets the workload uses, so the same token never restarts twice.
 	AnnotationRestartedFor = "jeton.dev/restarted-for"
+	// FinalizerCleanup is the finalizer jeton sets on its resources (never on a Namespace) so
+	// that deleting one removes the Secrets it caused to be injected: credentials fail closed.
+	FinalizerCleanup = "jeton.dev/cleanup"
 )
