@@ -1,0 +1,414 @@
+package emulator
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
+)
+
+// limit is one API's rate limits (DESIGN.md section 1). perIP 0 means none is published.
+type limit struct {
+	perToken    int
+	tokenPeriod time.Duration
+	perIP       int
+	ipPeriod    time.Duration
+}
+
+var limits = map[jetonv1alpha1.API]limit{
+	jetonv1alpha1.APIEntreprise:       {perToken: 250, tokenPeriod: time.Minute, perIP: 1000, ipPeriod: time.Minute},
+	jetonv1alpha1.APIParticulier:      {perToken: 20, tokenPeriod: time.Second, perIP: 1000, ipPeriod: time.Minute},
+	jetonv1alpha1.DemarchesNumeriques: {perToken: 400, tokenPeriod: time.Minute},
+}
+
+// window is a fixed rate-limit window aligned on the clock (as Rack::Attack does).
+type window struct {
+	start time.Time
+	count int
+}
+
+// hit counts one request and says whether it is within max, how many remain and when
+// the window resets.
+func (w *window) hit(now time.Time, period time.Duration, n int) (allowed bool, remaining int, reset time.Time) {
+	start := now.Truncate(period)
+	if !start.Equal(w.start) {
+		w.start, w.count = start, 0
+	}
+	w.count++
+	return w.count <= n, max(0, n-w.count), start.Add(period)
+}
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /privileges", s.privileges)
+	s.mux.HandleFunc("GET /pings", s.pings)
+	s.mux.HandleFunc("GET /api/introspect", s.introspect)
+	s.mux.HandleFunc("POST /api/v2/graphql", s.graphql)
+	s.adminRoutes()
+}
+
+// view is a snapshot of a token taken under the lock, so answers never race with SetBehaviour.
+type view struct {
+	id         string
+	scopes     []string
+	expiresAt  time.Time
+	behaviour  Behaviour
+	retryAfter time.Duration
+	delay      time.Duration
+
+	allowed   bool // within the per-token rate limit
+	remaining int
+	reset     time.Time
+}
+
+func (s *Server) privileges(w http.ResponseWriter, r *http.Request) {
+	s.serve(w, r, jetonv1alpha1.APIEntreprise, bearer(r), func(w http.ResponseWriter, v view) {
+		writeJSON(w, http.StatusOK, map[string]any{"privileges": v.scopes})
+	})
+}
+
+func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
+	cred := bearer(r) // v3
+	if cred == "" {
+		cred = strings.TrimSpace(r.Header.Get("X-Api-Key")) // v2
+	}
+	s.serve(w, r, jetonv1alpha1.APIParticulier, cred, func(w http.ResponseWriter, v view) {
+		writeJSON(w, http.StatusOK, map[string]any{"_id": v.id, "name": nil, "scopes": v.scopes})
+	})
+}
+
+// demarcheArg finds the démarche number in `demarche(number: 123)` or `demarche(number: $n)`.
+var demarcheArg = regexp.MustCompile(`demarche\s*\(\s*number\s*:\s*(?:(\d+)|\$(\w+))\s*\)`)
+
+// parseDemarcheQuery returns the démarche number the GraphQL request asks for.
+func parseDemarcheQuery(body []byte) (int64, error) {
+	var req struct {
+		Query     string         `json:"query"`
+		Variables map[string]any `json:"variables"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		return 0, fmt.Errorf("body is not a GraphQL JSON request: %v", err)
+	}
+	m := demarcheArg.FindStringSubmatch(req.Query)
+	if m == nil {
+		return 0, fmt.Errorf("the emulator only answers `demarche(number: N) { id number }` queries")
+	}
+	if m[1] != "" {
+		return strconv.ParseInt(m[1], 10, 64)
+	}
+	switch n := req.Variables[m[2]].(type) {
+	case float64:
+		if n == math.Trunc(n) && n > 0 {
+			return int64(n), nil
+		}
+	case string:
+		if v, err := strconv.ParseInt(n, 10, 64); err == nil {
+			return v, nil
+		}
+	}
+	return 0, fmt.Errorf("variable $%s must hold a démarche number", m[2])
+}
+
+func (s *Server) graphql(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	number, qerr := parseDemarcheQuery(body)
+	if err != nil {
+		qerr = fmt.Errorf("reading body: %v", err)
+	}
+	s.serve(w, r, jetonv1alpha1.DemarchesNumeriques, bearer(r), func(w http.ResponseWriter, v view) {
+		switch {
+		case qerr != nil:
+			writeJSON(w, http.StatusBadRequest, dnErrors(qerr.Error(), "bad_request"))
+		case len(v.scopes) > 0 && !slices.Contains(v.scopes, strconv.FormatInt(number, 10)):
+			writeDNFailure(w, InsufficientPrivileges)
+		default:
+			id := base64.StdEncoding.EncodeToString([]byte("Procedure-" + strconv.FormatInt(number, 10)))
+			writeJSON(w, http.StatusOK, map[string]any{"data": map[string]any{"demarche": map[string]any{"id": id, "number": number}}})
+		}
+	})
+}
+
+// pings is API Entreprise's unauthenticated health endpoint.
+func (s *Server) pings(w http.ResponseWriter, r *http.Request) {
+	now := s.now()
+	lim := limits[jetonv1alpha1.APIEntreprise]
+	s.mu.Lock()
+	allowed, _, reset := s.ipWindow(jetonv1alpha1.APIEntreprise, r).hit(now, lim.ipPeriod, lim.perIP)
+	down := s.down
+	if !down {
+		s.lastOK = now
+	}
+	lastOK := s.lastOK
+	s.mu.Unlock()
+	if !allowed {
+		w.Header().Set("Retry-After", seconds(reset.Sub(now)))
+		writeAPIFailure(w, RateLimited)
+		return
+	}
+	status, code := "ok", http.StatusOK
+	if down {
+		status, code = "bad", http.StatusBadGateway
+	}
+	writeJSON(w, code, map[string]any{"status": status, "last_update": now.UTC().Format(time.RFC3339), "last_ok_status": lastOK.UTC().Format(time.RFC3339)})
+}
+
+// ipWindow returns the per-IP window of api for the request's remote address. The
+// caller holds s.mu. X-Forwarded-For is ignored: the emulator is reached directly.
+func (s *Server) ipWindow(api jetonv1alpha1.API, r *http.Request) *window {
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		ip = r.RemoteAddr
+	}
+	key := string(api) + "|" + ip
+	w := s.ipWindows[key]
+	if w == nil {
+		w = &window{}
+		s.ipWindows[key] = w
+	}
+	return w
+}
+
+// serve runs the part every authenticated endpoint shares: per-IP limit, whole-service
+// outage, authentication, per-token limit, then the token's behaviour; ok writes the
+// healthy answer.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, api jetonv1alpha1.API, credential string, ok func(http.ResponseWriter, view)) {
+	rec := &statusRecorder{ResponseWriter: w}
+	started := time.Now()
+	now := s.now()
+	lim := limits[api]
+
+	s.mu.Lock()
+	t := s.lookup(api, credential)
+	ipAllowed, ipReset := true, time.Time{}
+	if lim.perIP > 0 {
+		ipAllowed, _, ipReset = s.ipWindow(api, r).hit(now, lim.ipPeriod, lim.perIP)
+	}
+	down := s.down
+	var v view
+	if t != nil {
+		t.inFlight++
+		t.maxInFlight = max(t.maxInFlight, t.inFlight)
+		v = view{id: t.id, scopes: slices.Clone(t.scopes), expiresAt: t.expiresAt, behaviour: t.behaviour,
+			retryAfter: t.retryAfter, delay: t.delay}
+		if v.delay == 0 {
+			v.delay = s.defaultDelay
+		}
+		if ipAllowed && !down {
+			v.allowed, v.remaining, v.reset = t.window.hit(now, lim.tokenPeriod, lim.perToken)
+		}
+	}
+	s.mu.Unlock()
+	defer s.finish(api, t, r, rec, started, now)
+
+	switch {
+	case !ipAllowed:
+		rec.Header().Set("Retry-After", seconds(ipReset.Sub(now)))
+		writeFailure(api, rec, RateLimited)
+	case down:
+		writeHTML(rec, http.StatusBadGateway)
+	case t == nil:
+		writeFailure(api, rec, Unauthorized)
+	default:
+		s.answer(api, rec, r, v, now, lim, ok)
+	}
+}
+
+func (s *Server) answer(api jetonv1alpha1.API, w http.ResponseWriter, r *http.Request, v view, now time.Time, lim limit, ok func(http.ResponseWriter, view)) {
+	h := w.Header()
+	if !v.allowed {
+		setRateLimit(h, lim.perToken, 0, v.reset)
+		h.Set("Retry-After", seconds(v.reset.Sub(now)))
+		writeFailure(api, w, RateLimited)
+		return
+	}
+	b := v.behaviour
+	if (b == Healthy || b == Slow) && !now.Before(v.expiresAt) {
+		b = Expired // tokens expire on their own, like the real ones
+	}
+	switch b {
+	case RateLimited:
+		setRateLimit(h, lim.perToken, 0, now.Add(v.retryAfter))
+		h.Set("Retry-After", seconds(v.retryAfter))
+		writeFailure(api, w, RateLimited)
+		return
+	case RateLimitedEmptyBody:
+		// As seen on staging: no body, no RateLimit-* headers, only Retry-After.
+		h.Set("Retry-After", seconds(v.retryAfter))
+		w.WriteHeader(http.StatusTooManyRequests)
+		return
+	}
+	setRateLimit(h, lim.perToken, v.remaining, v.reset)
+	switch b {
+	case Healthy:
+		ok(w, v)
+	case Slow:
+		timer := time.NewTimer(v.delay)
+		defer timer.Stop()
+		select {
+		case <-r.Context().Done(): // the client gave up: so do we
+		case <-timer.C:
+			ok(w, v)
+		}
+	case Down:
+		writeHTML(w, http.StatusBadGateway)
+	case ServerError:
+		writeHTML(w, http.StatusInternalServerError)
+	default:
+		writeFailure(api, w, b)
+	}
+}
+
+// finish records the request in the token's log and logs it (never the token).
+func (s *Server) finish(api jetonv1alpha1.API, t *token, r *http.Request, rec *statusRecorder, started, now time.Time) {
+	status := rec.status
+	if status == 0 {
+		status = http.StatusOK
+		if r.Context().Err() != nil {
+			status = StatusClientClosedRequest
+		}
+	}
+	d := time.Since(started)
+	id := ""
+	if t != nil {
+		s.mu.Lock()
+		id = t.id
+		t.inFlight--
+		t.total++
+		t.requests = append(t.requests, Request{Time: now, Method: r.Method, Path: r.URL.Path, Status: status, Duration: d})
+		if len(t.requests) > maxLoggedRequests {
+			t.requests = slices.Delete(t.requests, 0, len(t.requests)-maxLoggedRequests)
+		}
+		s.mu.Unlock()
+	}
+	s.log.Info("request", "api", api, "method", r.Method, "path", r.URL.Path, "tokenID", id, "status", status, "duration", d)
+}
+
+// bearer returns the credential of an `Authorization: Bearer …` header, or "".
+func bearer(r *http.Request) string {
+	scheme, cred, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(cred)
+}
+
+// seconds renders a duration as whole seconds, rounded up and at least 1, for Retry-After.
+func seconds(d time.Duration) string {
+	return strconv.FormatInt(max(1, int64(math.Ceil(d.Seconds()))), 10)
+}
+
+func setRateLimit(h http.Header, limit, remaining int, reset time.Time) {
+	h.Set("RateLimit-Limit", strconv.Itoa(limit))
+	h.Set("RateLimit-Remaining", strconv.Itoa(remaining))
+	h.Set("RateLimit-Reset", strconv.FormatInt(reset.Unix(), 10))
+}
+
+type apiError struct {
+	status        int
+	code, title   string
+	detail, param string
+}
+
+// apiErrors are API Entreprise's (and API Particulier's) answers per behaviour.
+var apiErrors = map[Behaviour]apiError{
+	Unauthorized:           {http.StatusUnauthorized, "00101", "Interdit", "Votre token n'est pas valide ou n'est pas renseigné.", "token"},
+	Expired:                {http.StatusUnauthorized, "00103", "Interdit", "Votre token est expiré. Veuillez le prolonger ou en demander un nouveau.", "token"},
+	Revoked:                {http.StatusUnauthorized, "00105", "Interdit", "Votre token a été révoqué (blacklisté).", "token"},
+	InsufficientPrivileges: {http.StatusForbidden, "00100", "Privilèges insuffisants", "Votre token est valide mais vos privilèges sont insuffisants.", "token"},
+	Conflict:               {http.StatusConflict, "00015", "Requête en cours", "Une requête identique est déjà en cours de traitement.", ""},
+	RateLimited:            {http.StatusTooManyRequests, "00429", "Trop de requêtes", "Vous avez effectué trop de requêtes, réessayez après le délai indiqué par Retry-After.", ""},
+}
+
+func writeFailure(api jetonv1alpha1.API, w http.ResponseWriter, b Behaviour) {
+	if api == jetonv1alpha1.DemarchesNumeriques {
+		writeDNFailure(w, b)
+		return
+	}
+	writeAPIFailure(w, b)
+}
+
+func writeAPIFailure(w http.ResponseWriter, b Behaviour) {
+	e, ok := apiErrors[b]
+	if !ok {
+		panic(fmt.Sprintf("emulator: no API Entreprise error for behaviour %q", b))
+	}
+	source := map[string]any{}
+	if e.param != "" {
+		source["parameter"] = e.param
+	}
+	writeJSON(w, e.status, map[string]any{"errors": []any{map[string]any{
+		"code": e.code, "title": e.title, "detail": e.detail, "source": source, "meta": map[string]any{},
+	}}})
+}
+
+// writeDNFailure writes Démarches Numériques' answers (DESIGN.md section 1).
+func writeDNFailure(w http.ResponseWriter, b Behaviour) {
+	switch b {
+	case Unauthorized, Revoked:
+		writeJSON(w, http.StatusForbidden, dnErrors("Invalid or revoked token", "forbidden"))
+	case Expired:
+		writeJSON(w, http.StatusUnauthorized, dnErrors("Token expired", "unauthorized"))
+	case InsufficientPrivileges:
+		body := dnErrors("An object of type Demarche was hidden due to permissions", "unauthorized")
+		body["data"] = nil
+		writeJSON(w, http.StatusOK, body)
+	case NotFound:
+		body := dnErrors("Demarche not found", "not_found")
+		body["data"] = nil
+		writeJSON(w, http.StatusOK, body)
+	case RateLimited:
+		writeJSON(w, http.StatusTooManyRequests, dnErrors("Too many requests", "too_many_requests"))
+	default:
+		panic(fmt.Sprintf("emulator: no Démarches Numériques error for behaviour %q", b))
+	}
+}
+
+func dnErrors(message, code string) map[string]any {
+	return map[string]any{"errors": []any{map[string]any{
+		"message": message, "path": []string{"demarche"}, "extensions": map[string]any{"code": code},
+	}}}
+}
+
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body) // the client may be gone; nothing to do about it
+}
+
+// writeHTML writes the kind of error page a reverse proxy sends: clients must cope
+// with bodies that are not JSON.
+func writeHTML(w http.ResponseWriter, status int) {
+	w.Header().Set("Content-Type", "text/html")
+	w.WriteHeader(status)
+	text := strconv.Itoa(status) + " " + http.StatusText(status)
+	fmt.Fprintf(w, "<html>\r\n<head><title>%s</title></head>\r\n<body>\r\n<center><h1>%s</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n", text, text)
+}
+
+// statusRecorder remembers the status written, for the request log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
