@@ -5,6 +5,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
@@ -70,5 +71,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	// Reconcilers and the metrics collector are registered below as they land.
+	if err := setupPublicClientReconciler(ctx, mgr, opts); err != nil {
+		return fmt.Errorf("setting up the PublicClient reconciler: %w", err)
+	}
 	return nil
 }

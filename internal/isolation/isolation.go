@@ -35,9 +35,7 @@ var podSecurityModes = []string{"enforce", "audit", "warn"}
 // NamespaceLabels returns the labels jeton keeps on the namespace of client clientName:
 // the client label, managed-by, and the Pod Security Admission labels for level.
 func NamespaceLabels(clientName string, level jetonv1alpha1.PodSecurityLevel) map[string]string {
-	if level == "" {
-		level = jetonv1alpha1.PodSecurityRestricted // the API default, should the CRD lack it
-	}
+	level = PodSecurity(level)
 	labels := map[string]string{
 		jetonv1alpha1.LabelClient:    clientName,
 		jetonv1alpha1.LabelManagedBy: jetonv1alpha1.ManagedByValue,
@@ -47,6 +45,15 @@ func NamespaceLabels(clientName string, level jetonv1alpha1.PodSecurityLevel) ma
 		labels[labelPSAPrefix+mode+"-version"] = psaVersionLatest
 	}
 	return labels
+}
+
+// PodSecurity returns the Pod Security level enforced for spec level: level itself, or
+// restricted (the API default) when it is empty, so a CRD without defaults never weakens it.
+func PodSecurity(level jetonv1alpha1.PodSecurityLevel) jetonv1alpha1.PodSecurityLevel {
+	if level == "" {
+		return jetonv1alpha1.PodSecurityRestricted
+	}
+	return level
 }
 
 // Namespace returns the server-side apply configuration of a client namespace. It holds

@@ -1,0 +1,409 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
+	"github.com/jeton-dev/jeton/internal/conditions"
+	"github.com/jeton-dev/jeton/internal/isolation"
+	"github.com/jeton-dev/jeton/internal/siret"
+)
+
+// Event reasons of the PublicClient reconciler (besides the condition reasons it reuses).
+const (
+	EventNamespaceCreated  = "NamespaceCreated"
+	EventNamespaceAdopted  = "NamespaceAdopted"
+	EventNamespaceDeleted  = "NamespaceDeleted"
+	EventNamespaceRetained = "NamespaceRetained"
+	EventSecretsRemoved    = "SecretsRemoved"
+)
+
+// IndexPublicClientNamespace indexes PublicClients by target namespace, so that the clients
+// claiming one namespace are found without listing them all.
+const IndexPublicClientNamespace = "publicclient.targetNamespace"
+
+const (
+	// publicClientFieldOwner is the server-side apply field manager for namespaces and policies.
+	publicClientFieldOwner = client.FieldOwner(jetonv1alpha1.ManagedByValue)
+	// ownedElsewhereRetry re-checks a namespace jeton may not touch. Labelling it triggers a
+	// reconcile at once (labelled namespaces are watched); this catches what is not watched,
+	// such as an unlabelled namespace being deleted.
+	ownedElsewhereRetry = 2 * time.Minute
+	// terminatingRetry re-checks a namespace being deleted, to recreate it once it is gone.
+	terminatingRetry = 10 * time.Second
+)
+
+// PublicClientReconciler gives each PublicClient its isolated namespace: created (or
+// adopted when it carries the client's label), labelled with Pod Security Admission levels,
+// fenced by a NetworkPolicy; and on deletion removes what jeton injected there.
+type PublicClientReconciler struct {
+	client.Client
+	// APIReader reads namespaces straight from the API server: the cache only holds client
+	// namespaces, and ownership must be checked on namespaces that are not (yet) labelled.
+	APIReader client.Reader
+	Recorder  recorder.EventRecorder
+	Options   Options
+}
+
+// +kubebuilder:rbac:groups=jeton.dev,resources=publicclients,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=jeton.dev,resources=publicclients/status,verbs=get;patch
+// +kubebuilder:rbac:groups=jeton.dev,resources=publicclients/finalizers,verbs=update
+// +kubebuilder:rbac:groups=jeton.dev,resources=habilitations,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=list;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile brings one PublicClient's namespace in line with its spec, and writes its status
+// once, only when it changed.
+func (r *PublicClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	pc := &jetonv1alpha1.PublicClient{}
+	if err := r.Get(ctx, req.NamespacedName, pc); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !pc.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.finalize(ctx, pc)
+	}
+	if !controllerutil.ContainsFinalizer(pc, jetonv1alpha1.FinalizerCleanup) {
+		before := pc.DeepCopy()
+		controllerutil.AddFinalizer(pc, jetonv1alpha1.FinalizerCleanup)
+		if err := r.Patch(ctx, pc, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+			return ctrl.Result{}, fmt.Errorf("adding finalizer %s: %w", jetonv1alpha1.FinalizerCleanup, err)
+		}
+	}
+
+	base := pc.DeepCopy()
+	result, err := r.reconcile(ctx, pc, base)
+	pc.Status.ObservedGeneration = pc.Generation
+	if !equality.Semantic.DeepEqual(base.Status, pc.Status) {
+		if perr := r.Status().Patch(ctx, pc, client.MergeFrom(base)); perr != nil {
+			err = errors.Join(err, fmt.Errorf("updating status: %w", perr))
+		}
+	}
+	return result, err
+}
+
+// reconcile sets pc.Status; base is the object as read, to detect transitions.
+func (r *PublicClientReconciler) reconcile(ctx context.Context, pc, base *jetonv1alpha1.PublicClient) (ctrl.Result, error) {
+	gen := pc.Generation
+	conds := &pc.Status.Conditions
+	target := pc.TargetNamespace()
+	logger := log.FromContext(ctx).WithValues("namespace", target)
+
+	count, err := r.countHabilitations(ctx, pc.Name)
+	if err != nil {
+		conditions.MarkNotReady(conds, gen, jetonv1alpha1.ReasonInternalError, "cannot count the client's Habilitations; retrying: "+err.Error())
+		return ctrl.Result{}, err
+	}
+	pc.Status.Habilitations = count
+
+	// The CRD rejects a bad SIRET with CEL; this catches CRDs installed without that rule.
+	if err := siret.Validate(pc.Spec.SIRET); err != nil {
+		msg := fmt.Sprintf("spec.siret: %v. Every API call for this client names this SIRET as recipient; fix spec.siret", err)
+		if conditions.ReadyReason(base.Status.Conditions) != jetonv1alpha1.ReasonInvalidSIRET {
+			r.Recorder.Eventf(pc, nil, corev1.EventTypeWarning, jetonv1alpha1.ReasonInvalidSIRET, "Validate", "%s", msg)
+		}
+		conditions.MarkStalled(conds, gen, jetonv1alpha1.ReasonInvalidSIRET, msg)
+		return ctrl.Result{}, nil
+	}
+
+	ns, err := r.getNamespace(ctx, target)
+	if err != nil {
+		conditions.MarkNotReady(conds, gen, jetonv1alpha1.ReasonInternalError, fmt.Sprintf("cannot read namespace %s; retrying: %v", target, err))
+		return ctrl.Result{}, err
+	}
+	var claimants jetonv1alpha1.PublicClientList
+	if err := r.List(ctx, &claimants, client.MatchingFields{IndexPublicClientNamespace: target}); err != nil {
+		conditions.MarkNotReady(conds, gen, jetonv1alpha1.ReasonInternalError, "cannot list PublicClients; retrying: "+err.Error())
+		return ctrl.Result{}, err
+	}
+
+	decision := isolation.Decide(pc, ns, claimants.Items)
+	logger.V(1).Info("namespace ownership", "verdict", decision.Verdict.String())
+	switch decision.Verdict {
+	case isolation.OwnedElsewhere:
+		if conditions.ReadyReason(base.Status.Conditions) != jetonv1alpha1.ReasonNamespaceOwnedElsewhere {
+			r.Recorder.Eventf(pc, nil, corev1.EventTypeWarning, jetonv1alpha1.ReasonNamespaceOwnedElsewhere, "ClaimNamespace", "%s", decision.Message)
+		}
+		pc.Status.Namespace = ""
+		conditions.MarkStalled(conds, gen, jetonv1alpha1.ReasonNamespaceOwnedElsewhere, decision.Message)
+		return ctrl.Result{RequeueAfter: ownedElsewhereRetry}, nil
+	case isolation.Terminating:
+		conditions.MarkNotReady(conds, gen, jetonv1alpha1.ReasonNamespaceTerminating, decision.Message)
+		return ctrl.Result{RequeueAfter: terminatingRetry}, nil
+	case isolation.Create:
+		created := &corev1.Namespace{}
+		created.Name = target
+		created.Labels = isolation.NamespaceLabels(pc.Name, pc.Spec.Isolation.PodSecurity)
+		// Create, not apply: should someone create the namespace meanwhile, this fails
+		// instead of labelling their namespace as ours.
+		if err := r.Create(ctx, created, publicClientFieldOwner); err != nil {
+			conditions.MarkNotReady(conds, gen, jetonv1alpha1.ReasonInternalError, fmt.Sprintf("cannot create namespace %s; retrying: %v", target, err))
+			return ctrl.Result{}, fmt.Errorf("creating namespace %s: %w", target, err)
+		}
+		r.Recorder.Eventf(pc, nil, corev1.EventTypeNormal, EventNamespaceCreated, "CreateNamespace", "Created namespace %s", target)
+	case isolation.Owned:
+		// Server-side apply of jeton's labels only: labels others set are left alone.
+		ac := isolation.Namespace(target, pc.Name, pc.Spec.Isolation.PodSecurity)
+		if err := r.Apply(ctx, ac, publicClientFieldOwner, client.ForceOwnership); err != nil {
+			conditions.MarkNotReady(conds, gen, jetonv1alpha1.ReasonInternalError, fmt.Sprintf("cannot label namespace %s; retrying: %v", target, err))
+			return ctrl.Result{}, fmt.Errorf("applying labels of namespace %s: %w", target, err)
+		}
+		if base.Status.Namespace != target {
+			r.Recorder.Eventf(pc, nil, corev1.EventTypeNormal, EventNamespaceAdopted, "AdoptNamespace",
+				"Adopted namespace %s, which carries the label %s=%s", target, jetonv1alpha1.LabelClient, pc.Name)
+		}
+	}
+	pc.Status.Namespace = target
+
+	if err := r.syncNetworkPolicy(ctx, pc); err != nil {
+		conditions.MarkNotReady(conds, gen, jetonv1alpha1.ReasonInternalError, fmt.Sprintf("cannot update NetworkPolicy %s/%s; retrying: %v", target, isolation.NetworkPolicyName, err))
+		return ctrl.Result{}, err
+	}
+
+	policy := "no NetworkPolicy"
+	if networkPolicyEnabled(pc) {
+		policy = "NetworkPolicy " + isolation.NetworkPolicyName
+	}
+	conditions.MarkReady(conds, gen, jetonv1alpha1.ReasonReady, fmt.Sprintf("namespace %s is ready: Pod Security %s, %s",
+		target, isolation.PodSecurity(pc.Spec.Isolation.PodSecurity), policy))
+	return ctrl.Result{}, nil
+}
+
+func networkPolicyEnabled(pc *jetonv1alpha1.PublicClient) bool {
+	// Empty means a CRD without defaults: isolation stays on.
+	return pc.Spec.Isolation.NetworkPolicy != jetonv1alpha1.NetworkPolicyDisabled
+}
+
+// syncNetworkPolicy applies the isolation policy, or removes it when isolation is disabled.
+func (r *PublicClientReconciler) syncNetworkPolicy(ctx context.Context, pc *jetonv1alpha1.PublicClient) error {
+	target := pc.TargetNamespace()
+	if networkPolicyEnabled(pc) {
+		return r.Apply(ctx, isolation.NetworkPolicy(target, pc.Name), publicClientFieldOwner, client.ForceOwnership)
+	}
+	// The cache holds jeton's policies, so a disabled client costs no API call per reconcile.
+	return r.deleteNetworkPolicy(ctx, r.Client, pc)
+}
+
+// deleteNetworkPolicy deletes the isolation policy of pc's namespace if it is pc's.
+func (r *PublicClientReconciler) deleteNetworkPolicy(ctx context.Context, reader client.Reader, pc *jetonv1alpha1.PublicClient) error {
+	np := &networkingv1.NetworkPolicy{}
+	err := reader.Get(ctx, client.ObjectKey{Namespace: pc.TargetNamespace(), Name: isolation.NetworkPolicyName}, np)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if np.Labels[jetonv1alpha1.LabelClient] != pc.Name {
+		return nil // another client's, or not jeton's at all
+	}
+	return client.IgnoreNotFound(r.Delete(ctx, np, client.Preconditions{UID: &np.UID}))
+}
+
+// getNamespace reads a namespace from the API server; nil when it does not exist.
+func (r *PublicClientReconciler) getNamespace(ctx context.Context, name string) (*corev1.Namespace, error) {
+	ns := &corev1.Namespace{}
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Name: name}, ns); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return ns, nil
+}
+
+// countHabilitations counts the Habilitations of the credentials namespaces that name the client.
+func (r *PublicClientReconciler) countHabilitations(ctx context.Context, clientName string) (int32, error) {
+	var n int32
+	for _, ns := range r.Options.CredentialsNamespaces {
+		var list jetonv1alpha1.HabilitationList
+		if err := r.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{IndexHabilitationClient: clientName}); err != nil {
+			return 0, err
+		}
+		n += int32(len(list.Items))
+	}
+	return n, nil
+}
+
+// finalize removes what jeton put in the client namespace, then the finalizer.
+//
+// With namespacePolicy Retain, the namespace keeps its labels (jeton.dev/client included):
+// its workloads keep their Pod Security levels, and re-creating the PublicClient re-adopts
+// the namespace. Only jeton's Secrets and NetworkPolicy go, so credentials fail closed.
+func (r *PublicClientReconciler) finalize(ctx context.Context, pc *jetonv1alpha1.PublicClient) error {
+	if !controllerutil.ContainsFinalizer(pc, jetonv1alpha1.FinalizerCleanup) {
+		return nil
+	}
+	target := pc.TargetNamespace()
+
+	// Read from the API server, not the cache: a Secret injected a moment ago must go too.
+	var secrets corev1.SecretList
+	if err := r.APIReader.List(ctx, &secrets, client.InNamespace(target), client.MatchingLabels{
+		jetonv1alpha1.LabelManagedBy: jetonv1alpha1.ManagedByValue,
+		jetonv1alpha1.LabelClient:    pc.Name,
+	}); err != nil {
+		return fmt.Errorf("listing the Secrets jeton injected in namespace %s: %w", target, err)
+	}
+	for i := range secrets.Items {
+		if err := client.IgnoreNotFound(r.Delete(ctx, &secrets.Items[i])); err != nil {
+			return fmt.Errorf("deleting Secret %s/%s: %w", target, secrets.Items[i].Name, err)
+		}
+	}
+	if len(secrets.Items) > 0 {
+		r.Recorder.Eventf(pc, nil, corev1.EventTypeNormal, EventSecretsRemoved, "Delete",
+			"Removed %d Secret(s) jeton injected in namespace %s", len(secrets.Items), target)
+	}
+
+	if err := r.deleteNetworkPolicy(ctx, r.APIReader, pc); err != nil {
+		return fmt.Errorf("deleting NetworkPolicy %s/%s: %w", target, isolation.NetworkPolicyName, err)
+	}
+
+	ns, err := r.getNamespace(ctx, target)
+	if err != nil {
+		return fmt.Errorf("reading namespace %s: %w", target, err)
+	}
+	// Only a namespace labelled for this client is ever deleted: never another client's,
+	// never one jeton was refused.
+	if ns != nil && ns.Labels[jetonv1alpha1.LabelClient] == pc.Name {
+		switch {
+		case pc.Spec.NamespacePolicy == jetonv1alpha1.NamespacePolicyDelete && ns.DeletionTimestamp.IsZero():
+			if err := client.IgnoreNotFound(r.Delete(ctx, ns, client.Preconditions{UID: &ns.UID})); err != nil {
+				return fmt.Errorf("deleting namespace %s: %w", target, err)
+			}
+			r.Recorder.Eventf(pc, nil, corev1.EventTypeNormal, EventNamespaceDeleted, "Delete",
+				"Deleted namespace %s (namespacePolicy Delete)", target)
+		case pc.Spec.NamespacePolicy != jetonv1alpha1.NamespacePolicyDelete:
+			r.Recorder.Eventf(pc, nil, corev1.EventTypeNormal, EventNamespaceRetained, "Delete",
+				"Kept namespace %s (namespacePolicy Retain); re-creating the PublicClient adopts it again", target)
+		}
+	}
+
+	before := pc.DeepCopy()
+	controllerutil.RemoveFinalizer(pc, jetonv1alpha1.FinalizerCleanup)
+	if err := r.Patch(ctx, pc, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	return nil
+}
+
+// SetupWithManager registers the reconciler and its watches.
+func (r *PublicClientReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &jetonv1alpha1.PublicClient{}, IndexPublicClientNamespace,
+		func(o client.Object) []string {
+			return []string{o.(*jetonv1alpha1.PublicClient).TargetNamespace()}
+		}); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("publicclient").
+		// Spec changes and deletion; not our own status writes.
+		For(&jetonv1alpha1.PublicClient{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, deletionRequested{}))).
+		// A deleted client may free a namespace another client was waiting for.
+		Watches(&jetonv1alpha1.PublicClient{}, handler.EnqueueRequestsFromMapFunc(r.rivalClients),
+			builder.WithPredicates(predicate.Funcs{
+				CreateFunc:  func(event.CreateEvent) bool { return false },
+				UpdateFunc:  func(event.UpdateEvent) bool { return false },
+				GenericFunc: func(event.GenericEvent) bool { return false },
+			})).
+		// The cache holds only client namespaces: a label change, a hand deletion, or the end
+		// of a deletion reaches the owner and the clients claiming the namespace.
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.namespaceClients)).
+		// A hand-deleted or edited policy is restored.
+		Watches(&networkingv1.NetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(clientLabelRequest)).
+		// Habilitations are counted in status; their clientRef is immutable, so only
+		// creations and deletions change the count.
+		Watches(&jetonv1alpha1.Habilitation{}, handler.EnqueueRequestsFromMapFunc(habilitationClient),
+			builder.WithPredicates(predicate.Funcs{UpdateFunc: func(event.UpdateEvent) bool { return false }})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.Options.MaxConcurrentReconciles}).
+		Complete(r)
+}
+
+// deletionRequested passes the update that sets a deletionTimestamp, so the finalizer runs
+// whether or not the API server bumped the generation.
+type deletionRequested struct{ predicate.Funcs }
+
+func (deletionRequested) Update(e event.UpdateEvent) bool {
+	return e.ObjectOld.GetDeletionTimestamp().IsZero() && !e.ObjectNew.GetDeletionTimestamp().IsZero()
+}
+
+func clientLabelRequest(_ context.Context, o client.Object) []reconcile.Request {
+	if name := o.GetLabels()[jetonv1alpha1.LabelClient]; name != "" {
+		return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: name}}}
+	}
+	return nil
+}
+
+func habilitationClient(_ context.Context, o client.Object) []reconcile.Request {
+	h, ok := o.(*jetonv1alpha1.Habilitation)
+	if !ok || h.Spec.ClientRef.Name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: h.Spec.ClientRef.Name}}}
+}
+
+// namespaceClients maps a namespace to the client named by its label and every client
+// whose target it is.
+func (r *PublicClientReconciler) namespaceClients(ctx context.Context, o client.Object) []reconcile.Request {
+	reqs := clientLabelRequest(ctx, o)
+	var list jetonv1alpha1.PublicClientList
+	if err := r.List(ctx, &list, client.MatchingFields{IndexPublicClientNamespace: o.GetName()}); err != nil {
+		log.FromContext(ctx).Error(err, "listing the PublicClients of a namespace", "namespace", o.GetName())
+		return reqs
+	}
+	for _, c := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKey{Name: c.Name}})
+	}
+	return reqs
+}
+
+// rivalClients maps a deleted client to the other clients claiming its namespace.
+func (r *PublicClientReconciler) rivalClients(ctx context.Context, o client.Object) []reconcile.Request {
+	pc, ok := o.(*jetonv1alpha1.PublicClient)
+	if !ok {
+		return nil
+	}
+	var list jetonv1alpha1.PublicClientList
+	if err := r.List(ctx, &list, client.MatchingFields{IndexPublicClientNamespace: pc.TargetNamespace()}); err != nil {
+		log.FromContext(ctx).Error(err, "listing the PublicClients of a namespace", "namespace", pc.TargetNamespace())
+		return nil
+	}
+	var reqs []reconcile.Request
+	for _, c := range list.Items {
+		if c.Name != pc.Name {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKey{Name: c.Name}})
+		}
+	}
+	return reqs
+}
+
+// setupPublicClientReconciler wires the PublicClient reconciler to the manager's clients.
+func setupPublicClientReconciler(ctx context.Context, mgr ctrl.Manager, opts Options) error {
+	r := &PublicClientReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("jeton"),
+		Options:   opts,
+	}
+	return r.SetupWithManager(ctx, mgr)
+}
