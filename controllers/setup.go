@@ -74,5 +74,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := setupPublicClientReconciler(ctx, mgr, opts); err != nil {
 		return fmt.Errorf("setting up the PublicClient reconciler: %w", err)
 	}
+	if err := setupHabilitationReconciler(mgr, opts); err != nil {
+		return fmt.Errorf("setting up the Habilitation reconciler: %w", err)
+	}
 	return nil
 }

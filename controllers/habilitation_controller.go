@@ -1,0 +1,758 @@
+package controllers
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
+	"github.com/jeton-dev/jeton/internal/conditions"
+	"github.com/jeton-dev/jeton/internal/expiry"
+	"github.com/jeton-dev/jeton/internal/injection"
+	"github.com/jeton-dev/jeton/internal/metrics"
+	"github.com/jeton-dev/jeton/internal/publicapi"
+	"github.com/jeton-dev/jeton/internal/token"
+)
+
+const (
+	// defaultTokenKey is the CRD default of spec.tokenSecretRef.key.
+	defaultTokenKey = "token"
+	// maxRequeue caps the wait until the next expiry threshold: a clock jump or a missed
+	// event is corrected within a day at most.
+	maxRequeue = 24 * time.Hour
+)
+
+// Events recorded on Habilitations besides the Ready reasons.
+const (
+	eventRotated   = "Rotated"
+	eventRestarted = "Restarted"
+	eventRemoved   = "Removed"
+	eventRestored  = "Restored"
+)
+
+// +kubebuilder:rbac:groups=jeton.dev,resources=habilitations,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=jeton.dev,resources=habilitations/status,verbs=get;patch
+// +kubebuilder:rbac:groups=jeton.dev,resources=habilitations/finalizers,verbs=update
+// +kubebuilder:rbac:groups=jeton.dev,resources=publicclients,verbs=get;list;watch
+// +kubebuilder:rbac:groups=jeton.dev,resources=technicaltokens,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;list;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// HabilitationReconciler injects each Habilitation's token into its client's namespace, keeps
+// it there (drift, rotation with workload restarts), and removes it whenever the binding is
+// no longer sound (fail closed): unknown client, missing or invalid token, a token shared with
+// another client or with a TechnicalToken, deletion.
+type HabilitationReconciler struct {
+	client.Client
+	// APIReader reads what the cache does not hold: Secrets jeton does not manage (to detect
+	// a name clash in the client namespace) and workloads (listed only on rotation).
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Options   Options
+	// Now is the clock, for expiry; time.Now when nil.
+	Now func() time.Time
+
+	fingerprints fingerprintMemo
+}
+
+func setupHabilitationReconciler(mgr ctrl.Manager, opts Options) error {
+	r := &HabilitationReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("jeton"),
+		Options:   opts,
+	}
+	return r.SetupWithManager(mgr)
+}
+
+// SetupWithManager registers the controller and its watches.
+func (r *HabilitationReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("habilitation").
+		For(&jetonv1alpha1.Habilitation{}).
+		// A Habilitation that changes or leaves its token frees or takes it: re-evaluate every
+		// other Habilitation holding the same token (the refused ones wait on this).
+		Watches(&jetonv1alpha1.Habilitation{}, handler.EnqueueRequestsFromMapFunc(r.mapTokenHolder)).
+		Watches(&jetonv1alpha1.TechnicalToken{}, handler.EnqueueRequestsFromMapFunc(r.mapTokenHolder)).
+		Watches(&jetonv1alpha1.PublicClient{}, handler.EnqueueRequestsFromMapFunc(r.mapClient)).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.mapNamespace)).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.mapSecret)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.Options.MaxConcurrentReconciles}).
+		Complete(r)
+}
+
+func (r *HabilitationReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// result is what one pass decided: the Ready condition and when to look again.
+type result struct {
+	// mark is conditions.MarkReady, MarkNotReady or MarkStalled.
+	mark         func(*[]metav1.Condition, int64, string, string)
+	reason       string
+	message      string
+	warning      bool
+	requeueAfter time.Duration
+}
+
+func notReady(reason, format string, args ...any) result {
+	return result{mark: conditions.MarkNotReady, reason: reason, message: fmt.Sprintf(format, args...), warning: true}
+}
+
+// stalled is for states only a human can fix (kstatus: Failed).
+func stalled(reason, format string, args ...any) result {
+	return result{mark: conditions.MarkStalled, reason: reason, message: fmt.Sprintf(format, args...), warning: true}
+}
+
+// Reconcile brings one Habilitation's injected Secret to the desired state.
+func (r *HabilitationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	h := &jetonv1alpha1.Habilitation{}
+	if err := r.Get(ctx, req.NamespacedName, h); err != nil {
+		if apierrors.IsNotFound(err) {
+			// Gone: remove any Secret the cache had not seen yet when the finalizer ran.
+			metrics.ForgetHabilitation(req.Namespace, req.Name)
+			_, err := r.removeInjected(ctx, req.Namespace, req.Name, nil)
+			return ctrl.Result{}, err
+		}
+		return ctrl.Result{}, err
+	}
+
+	if !h.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.finalize(ctx, h)
+	}
+
+	orig := h.DeepCopy()
+	var res result
+	if !r.Options.IsCredentialsNamespace(h.Namespace) {
+		// Fail closed, also for a Habilitation honoured before the flag changed.
+		if _, err := r.removeInjected(ctx, h.Namespace, h.Name, nil); err != nil {
+			return ctrl.Result{}, err
+		}
+		if controllerutil.RemoveFinalizer(h, jetonv1alpha1.FinalizerCleanup) {
+			if err := r.Patch(ctx, h, client.MergeFrom(orig)); err != nil {
+				return ctrl.Result{}, fmt.Errorf("removing finalizer: %w", err)
+			}
+			orig = h.DeepCopy()
+		}
+		h.Status.TargetSecret = nil
+		res = stalled(jetonv1alpha1.ReasonNamespaceNotAllowed,
+			"Habilitations are honoured only in the credentials namespaces (%s); nothing is injected from namespace %q. Move this Habilitation and its token Secret to a credentials namespace, or add %q to the operator's --credentials-namespaces flag.",
+			strings.Join(r.Options.CredentialsNamespaces, ", "), h.Namespace, h.Namespace)
+	} else {
+		if controllerutil.AddFinalizer(h, jetonv1alpha1.FinalizerCleanup) {
+			// Before anything is injected, so a Secret is never left behind.
+			if err := r.Patch(ctx, h, client.MergeFrom(orig)); err != nil {
+				return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
+			}
+			orig = h.DeepCopy()
+		}
+		var err error
+		if res, err = r.reconcile(ctx, h); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+
+	res.mark(&h.Status.Conditions, h.Generation, res.reason, res.message)
+	h.Status.ObservedGeneration = h.Generation
+	if oldReason := conditions.ReadyReason(orig.Status.Conditions); oldReason != res.reason {
+		r.event(h, res.warning, res.reason, "Reconcile", res.message)
+	}
+	if !equality.Semantic.DeepEqual(orig.Status, h.Status) {
+		if err := r.Status().Patch(ctx, h, client.MergeFrom(orig)); err != nil {
+			return ctrl.Result{}, fmt.Errorf("writing status: %w", err)
+		}
+	}
+	return ctrl.Result{RequeueAfter: res.requeueAfter}, nil
+}
+
+// reconcile runs the checks in order, injecting only when every one passes. Each refusal
+// removes the injected Secret: credentials fail closed.
+func (r *HabilitationReconciler) reconcile(ctx context.Context, h *jetonv1alpha1.Habilitation) (result, error) {
+	failClosed := func(res result) (result, error) {
+		removed, err := r.removeInjected(ctx, h.Namespace, h.Name, nil)
+		if err != nil {
+			return result{}, err
+		}
+		h.Status.TargetSecret = nil
+		if removed > 0 {
+			res.message += " The injected Secret was removed (fail closed)."
+		}
+		return res, nil
+	}
+
+	// The client, and a namespace it really owns.
+	c := &jetonv1alpha1.PublicClient{}
+	if err := r.Get(ctx, types.NamespacedName{Name: h.Spec.ClientRef.Name}, c); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return result{}, err
+		}
+		return failClosed(notReady(jetonv1alpha1.ReasonClientNotFound,
+			"PublicClient %q does not exist: create it, or fix spec.clientRef.name (immutable: recreate the Habilitation). Nothing is injected meanwhile.", h.Spec.ClientRef.Name))
+	}
+	if !c.DeletionTimestamp.IsZero() {
+		return failClosed(notReady(jetonv1alpha1.ReasonClientDeleting,
+			"PublicClient %q is being deleted; its tokens are no longer injected.", c.Name))
+	}
+	clientNS := c.TargetNamespace()
+	if msg, err := r.clientNamespaceProblem(ctx, c); err != nil || msg != "" {
+		if err != nil {
+			return result{}, err
+		}
+		return failClosed(notReady(jetonv1alpha1.ReasonClientNotReady, "%s Nothing is injected until the PublicClient is Ready.", msg))
+	}
+
+	// The token.
+	ref := h.Spec.TokenSecretRef
+	key := cmp.Or(ref.Key, defaultTokenKey)
+	src := &corev1.Secret{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: h.Namespace, Name: ref.Name}, src); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return result{}, err
+		}
+		return failClosed(notReady(jetonv1alpha1.ReasonSecretNotFound,
+			"Secret %s/%s (spec.tokenSecretRef) not found: create it with the token under key %q.", h.Namespace, ref.Name, key))
+	}
+	raw, ok := src.Data[key]
+	if !ok {
+		return failClosed(stalled(jetonv1alpha1.ReasonSecretKeyNotFound,
+			"Secret %s/%s has no key %q (keys: %s): put the token under that key or fix spec.tokenSecretRef.key.", h.Namespace, ref.Name, key, strings.Join(slices.Sorted(maps.Keys(src.Data)), ", ")))
+	}
+	tok, err := token.Normalize(raw)
+	var info token.Info
+	if err == nil {
+		info, err = token.Decode(h.Spec.API, tok)
+	}
+	if err != nil {
+		// The token package guarantees its errors never quote the token.
+		return failClosed(stalled(jetonv1alpha1.ReasonInvalidToken,
+			"Secret %s/%s key %q does not hold a valid token: %v. Put the token issued for this habilitation there.", h.Namespace, ref.Name, key, err))
+	}
+	fp := token.Fingerprint(tok)
+	prevFP := h.Status.TokenFingerprint
+	setTokenStatus(&h.Status.TokenStatus, h, fp, info)
+
+	// One token, one client.
+	verdict, err := r.arbitrate(ctx, h, fp)
+	if err != nil {
+		return result{}, err
+	}
+	switch verdict.Outcome {
+	case injection.TechnicalTokenReuse:
+		return failClosed(stalled(jetonv1alpha1.ReasonTechnicalTokenReuse,
+			"the token in Secret %s/%s (fingerprint %s) is the technical token of TechnicalToken %s/%s: a technical token must never reach a client workload. Put this client's own token in the Secret.",
+			h.Namespace, ref.Name, fp, verdict.With.Namespace, verdict.With.Name))
+	case injection.TokenConflict:
+		return failClosed(stalled(jetonv1alpha1.ReasonTokenConflict,
+			"the token in Secret %s/%s (fingerprint %s) is already bound to client %q by Habilitation %s/%s, which is older: a token must serve one client only. Put client %q's own token in the Secret.",
+			h.Namespace, ref.Name, fp, verdict.With.Client, verdict.With.Namespace, verdict.With.Name, h.Spec.ClientRef.Name))
+	}
+
+	// The target Secret.
+	target := types.NamespacedName{Namespace: clientNS, Name: h.TargetSecretName()}
+	if _, err := r.removeInjected(ctx, h.Namespace, h.Name, &target); err != nil {
+		return result{}, err // the target moved: the old Secret goes
+	}
+	desired := injection.DesiredSecret(h, c, tok, fp, publicapi.BaseURL(h.Spec.API, h.Spec.Environment, h.Spec.BaseURL))
+	wrote, clash, err := r.applyTarget(ctx, h, desired)
+	if err != nil {
+		return result{}, err
+	}
+	if clash {
+		h.Status.TargetSecret = nil
+		return stalled(jetonv1alpha1.ReasonTargetSecretConflict,
+			"Secret %s/%s already exists and jeton does not manage it for this Habilitation, so it is left untouched: delete or rename it, or choose another spec.target.secretName.", target.Namespace, target.Name), nil
+	}
+	h.Status.TargetSecret = &jetonv1alpha1.SecretReference{Namespace: target.Namespace, Name: target.Name}
+
+	if prevFP != "" && prevFP != fp {
+		// Rotation. The Secret is written; restart before recording the new fingerprint in
+		// status, so a crash in between redoes the (idempotent) restart exactly once.
+		now := metav1.NewTime(r.now())
+		h.Status.LastRotationTime = &now
+		r.event(h, false, eventRotated, "Rotate", fmt.Sprintf("New token (fingerprint %s, was %s) written to Secret %s/%s.", fp, prevFP, target.Namespace, target.Name))
+		if h.Spec.RestartWorkloads == nil || *h.Spec.RestartWorkloads {
+			if err := r.restartWorkloads(ctx, h, target, fp); err != nil {
+				return result{}, err
+			}
+		}
+	} else if wrote && prevFP == fp && isInjectedReason(conditions.ReadyReason(h.Status.Conditions)) {
+		// Conditions still hold the previous pass: the Secret was there and is rewritten.
+		r.event(h, false, eventRestored, "Inject", fmt.Sprintf("Secret %s/%s was missing or differed from the desired content (edited or deleted by hand, or the spec or the client's SIRET changed); it has been rewritten.", target.Namespace, target.Name))
+	}
+
+	return r.judgeToken(h, info), nil
+}
+
+// judgeToken gives the Ready condition of an injected token: expiry first, then scopes.
+func (r *HabilitationReconciler) judgeToken(h *jetonv1alpha1.Habilitation, info token.Info) result {
+	renewBefore := 90 * 24 * time.Hour
+	if h.Spec.RenewBefore != nil {
+		renewBefore = h.Spec.RenewBefore.Duration
+	}
+	var exp *time.Time
+	if h.Status.ExpiresAt != nil {
+		t := h.Status.ExpiresAt.Time
+		exp = &t
+	}
+	ev := expiry.Evaluate(r.now(), exp, renewBefore)
+	var requeue time.Duration
+	if ev.Next > 0 {
+		// Just past the threshold, so the next pass sees the new state.
+		requeue = min(ev.Next+time.Second, maxRequeue)
+	}
+	target := h.Status.TargetSecret.Namespace + "/" + h.Status.TargetSecret.Name
+	source := h.Namespace + "/" + h.Spec.TokenSecretRef.Name
+	// Messages carry absolute dates only, never "in N days", so they do not change (and
+	// cost a status write) as time passes.
+	var expiresAt string
+	if exp != nil {
+		expiresAt = exp.UTC().Format(time.RFC3339)
+	}
+
+	var res result
+	var missing []string
+	if h.Spec.API != jetonv1alpha1.DemarchesNumeriques {
+		missing = token.MissingScopes(info.Scopes, h.Spec.ExpectedScopes)
+	}
+	switch {
+	case ev.State == expiry.Expired:
+		// An expired token is harmless, so it stays injected: workloads get a clear 401
+		// from the API rather than a missing Secret.
+		res = stalled(jetonv1alpha1.ReasonTokenExpired,
+			"the token (fingerprint %s) expired at %s and the API refuses it: renew it on the API portal and put the new token in Secret %s. The expired token stays in Secret %s, where it is harmless.",
+			h.Status.TokenFingerprint, expiresAt, source, target)
+	case len(missing) > 0:
+		// Still this client's own token, so it stays injected; calls needing the missing
+		// scopes will fail until the habilitation is extended.
+		res = stalled(jetonv1alpha1.ReasonScopesMissing,
+			"the token (fingerprint %s) lacks scopes required by spec.expectedScopes: %s. It is still injected into Secret %s, but calls needing these scopes will be refused: extend the habilitation (DataPass) and put the new token in Secret %s, or fix spec.expectedScopes.",
+			h.Status.TokenFingerprint, strings.Join(missing, ", "), target, source)
+	case ev.State == expiry.ExpiringSoon:
+		res = result{mark: conditions.MarkReady, reason: jetonv1alpha1.ReasonTokenExpiringSoon, warning: true,
+			message: fmt.Sprintf("Token (fingerprint %s) injected into Secret %s, but it expires at %s: renew it on the API portal and put the new token in Secret %s before then.",
+				h.Status.TokenFingerprint, target, expiresAt, source)}
+	case ev.State == expiry.Unknown:
+		res = result{mark: conditions.MarkReady, reason: jetonv1alpha1.ReasonInjected,
+			message: fmt.Sprintf("Token (fingerprint %s) injected into Secret %s. Its expiry is unknown: set spec.expiresAt to be warned before it expires.", h.Status.TokenFingerprint, target)}
+	default:
+		res = result{mark: conditions.MarkReady, reason: jetonv1alpha1.ReasonInjected,
+			message: fmt.Sprintf("Token (fingerprint %s) injected into Secret %s; it expires at %s.", h.Status.TokenFingerprint, target, expiresAt)}
+	}
+	res.requeueAfter = requeue
+	return res
+}
+
+func isInjectedReason(reason string) bool {
+	switch reason {
+	case jetonv1alpha1.ReasonInjected, jetonv1alpha1.ReasonTokenExpiringSoon, jetonv1alpha1.ReasonTokenExpired, jetonv1alpha1.ReasonScopesMissing:
+		return true
+	}
+	return false
+}
+
+// setTokenStatus records what was decoded from the token; never the token.
+func setTokenStatus(st *jetonv1alpha1.TokenStatus, h *jetonv1alpha1.Habilitation, fp string, info token.Info) {
+	st.TokenFingerprint = fp
+	st.TokenID = info.ID
+	st.IssuedAt = metaTime(info.IssuedAt)
+	st.ExpiresAt = metaTime(info.ExpiresAt)
+	if st.ExpiresAt == nil && h.Spec.ExpiresAt != nil {
+		t := *h.Spec.ExpiresAt
+		st.ExpiresAt = &t
+	}
+	st.Scopes = info.Scopes
+}
+
+func metaTime(t *time.Time) *metav1.Time {
+	if t == nil {
+		return nil
+	}
+	// Status round-trips through RFC 3339 with second precision: truncate so that an
+	// unchanged token compares equal and makes no status write.
+	mt := metav1.NewTime(t.UTC().Truncate(time.Second))
+	return &mt
+}
+
+// clientNamespaceProblem says why jeton must not write into the client's namespace, or ""
+// when the namespace exists, is not terminating and carries jeton.dev/client=<client>.
+// Checking the label here, not only the client's Ready condition, guarantees jeton never
+// writes into a namespace the client does not own, whatever the PublicClient reconciler did.
+func (r *HabilitationReconciler) clientNamespaceProblem(ctx context.Context, c *jetonv1alpha1.PublicClient) (string, error) {
+	if rc := meta.FindStatusCondition(c.Status.Conditions, jetonv1alpha1.ConditionReady); rc != nil && rc.Reason == jetonv1alpha1.ReasonNamespaceOwnedElsewhere {
+		return fmt.Sprintf("PublicClient %q is not Ready (%s): %s", c.Name, rc.Reason, rc.Message), nil
+	}
+	ns := &corev1.Namespace{}
+	// The cache holds only namespaces labelled jeton.dev/client: anything else reads as absent.
+	if err := r.Get(ctx, types.NamespacedName{Name: c.TargetNamespace()}, ns); err != nil {
+		if apierrors.IsNotFound(err) {
+			return fmt.Sprintf("Namespace %q of PublicClient %q does not exist or is not labelled %s=%s yet.", c.TargetNamespace(), c.Name, jetonv1alpha1.LabelClient, c.Name), nil
+		}
+		return "", err
+	}
+	if owner := ns.Labels[jetonv1alpha1.LabelClient]; owner != c.Name {
+		return fmt.Sprintf("Namespace %q belongs to client %q, not to PublicClient %q.", ns.Name, owner, c.Name), nil
+	}
+	if !ns.DeletionTimestamp.IsZero() {
+		return fmt.Sprintf("Namespace %q of PublicClient %q is being deleted.", ns.Name, c.Name), nil
+	}
+	return "", nil
+}
+
+// applyTarget writes desired with server-side apply, unless it is already there (no write
+// in steady state) or a Secret of that name exists that is not this Habilitation's (clash:
+// left untouched).
+func (r *HabilitationReconciler) applyTarget(ctx context.Context, h *jetonv1alpha1.Habilitation, desired *corev1.Secret) (wrote, clash bool, err error) {
+	key := client.ObjectKeyFromObject(desired)
+	existing := &corev1.Secret{}
+	err = r.Get(ctx, key, existing, client.UnsafeDisableDeepCopy)
+	if apierrors.IsNotFound(err) {
+		// The cache holds only Secrets labelled managed-by=jeton: ask the API server
+		// whether someone else's Secret has this name.
+		existing = &corev1.Secret{}
+		err = r.APIReader.Get(ctx, key, existing)
+		if apierrors.IsNotFound(err) {
+			existing, err = nil, nil
+		}
+	}
+	if err != nil {
+		return false, false, fmt.Errorf("reading Secret %s: %w", key, err)
+	}
+	if existing != nil {
+		if !injection.ManagedBy(existing, h) {
+			return false, true, nil
+		}
+		if injection.UpToDate(existing, desired) {
+			return false, false, nil
+		}
+	}
+	ac := corev1ac.Secret(desired.Name, desired.Namespace).
+		WithLabels(desired.Labels).
+		WithAnnotations(desired.Annotations).
+		WithType(desired.Type).
+		WithData(desired.Data)
+	if err := r.Apply(ctx, ac, client.FieldOwner(jetonv1alpha1.ManagedByValue), client.ForceOwnership); err != nil {
+		// API errors name the object and fields, never Secret values.
+		return false, false, fmt.Errorf("applying Secret %s: %w", key, err)
+	}
+	log.FromContext(ctx).V(1).Info("injected token", "secret", key.String(), "fingerprint", desired.Annotations[jetonv1alpha1.AnnotationTokenFingerprint])
+	return true, false, nil
+}
+
+// removeInjected deletes the Secrets injected for the Habilitation namespace/name, except
+// keep. It reads the cache, which holds every managed Secret; a Secret created too recently
+// to be there is caught when its watch event maps back here.
+func (r *HabilitationReconciler) removeInjected(ctx context.Context, namespace, name string, keep *types.NamespacedName) (int, error) {
+	list := &corev1.SecretList{}
+	if err := r.List(ctx, list, client.MatchingLabels{
+		jetonv1alpha1.LabelManagedBy:             jetonv1alpha1.ManagedByValue,
+		jetonv1alpha1.LabelHabilitation:          name,
+		jetonv1alpha1.LabelHabilitationNamespace: namespace,
+	}); err != nil {
+		return 0, fmt.Errorf("listing injected Secrets: %w", err)
+	}
+	removed := 0
+	for i := range list.Items {
+		s := &list.Items[i]
+		if keep != nil && client.ObjectKeyFromObject(s) == *keep {
+			continue
+		}
+		if err := r.Delete(ctx, s); err != nil && !apierrors.IsNotFound(err) {
+			return removed, fmt.Errorf("deleting injected Secret %s/%s: %w", s.Namespace, s.Name, err)
+		}
+		removed++
+		log.FromContext(ctx).Info("removed injected Secret", "secret", s.Namespace+"/"+s.Name)
+		r.eventFor(ctx, namespace, name, eventRemoved, fmt.Sprintf("Removed injected Secret %s/%s.", s.Namespace, s.Name))
+	}
+	return removed, nil
+}
+
+// eventFor records a Removed event on the Habilitation if it still exists.
+func (r *HabilitationReconciler) eventFor(ctx context.Context, namespace, name, reason, msg string) {
+	h := &jetonv1alpha1.Habilitation{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, h); err == nil {
+		r.event(h, false, reason, "Remove", msg)
+	}
+}
+
+// finalize removes the injected Secrets, then the finalizer.
+func (r *HabilitationReconciler) finalize(ctx context.Context, h *jetonv1alpha1.Habilitation) error {
+	if !controllerutil.ContainsFinalizer(h, jetonv1alpha1.FinalizerCleanup) {
+		return nil
+	}
+	if _, err := r.removeInjected(ctx, h.Namespace, h.Name, nil); err != nil {
+		return err
+	}
+	metrics.ForgetHabilitation(h.Namespace, h.Name)
+	orig := h.DeepCopy()
+	controllerutil.RemoveFinalizer(h, jetonv1alpha1.FinalizerCleanup)
+	if err := r.Patch(ctx, h, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("removing finalizer: %w", err)
+	}
+	return nil
+}
+
+// restartWorkloads sets this Secret's entry of the restarted-for annotation on the pod
+// template of every Deployment, StatefulSet and DaemonSet of the client namespace that uses
+// the Secret. Workloads are not cached (memory): they are listed from the API server, in
+// one namespace, only on rotation. A workload whose entry already holds fp is not patched,
+// so redoing this after a crash restarts nothing twice.
+func (r *HabilitationReconciler) restartWorkloads(ctx context.Context, h *jetonv1alpha1.Habilitation, target types.NamespacedName, fp string) error {
+	type workload struct {
+		kind string
+		obj  client.Object
+		tmpl *corev1.PodTemplateSpec
+	}
+	var workloads []workload
+	deployments := &appsv1.DeploymentList{}
+	statefulSets := &appsv1.StatefulSetList{}
+	daemonSets := &appsv1.DaemonSetList{}
+	for _, l := range []client.ObjectList{deployments, statefulSets, daemonSets} {
+		if err := r.APIReader.List(ctx, l, client.InNamespace(target.Namespace)); err != nil {
+			return fmt.Errorf("listing workloads in namespace %s: %w", target.Namespace, err)
+		}
+	}
+	for i := range deployments.Items {
+		workloads = append(workloads, workload{"Deployment", &deployments.Items[i], &deployments.Items[i].Spec.Template})
+	}
+	for i := range statefulSets.Items {
+		workloads = append(workloads, workload{"StatefulSet", &statefulSets.Items[i], &statefulSets.Items[i].Spec.Template})
+	}
+	for i := range daemonSets.Items {
+		workloads = append(workloads, workload{"DaemonSet", &daemonSets.Items[i], &daemonSets.Items[i].Spec.Template})
+	}
+
+	var restarted []string
+	var errs []error
+	for _, w := range workloads {
+		if !injection.ReferencesSecret(&w.tmpl.Spec, target.Name) {
+			continue
+		}
+		current := w.tmpl.Annotations[jetonv1alpha1.AnnotationRestartedFor]
+		next := injection.RestartedFor(current, target.Name, fp)
+		if next == current {
+			continue
+		}
+		patch := fmt.Appendf(nil, `{"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`, jetonv1alpha1.AnnotationRestartedFor, next)
+		if err := r.Patch(ctx, w.obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
+			if !apierrors.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("restarting %s %s/%s: %w", w.kind, w.obj.GetNamespace(), w.obj.GetName(), err))
+			}
+			continue
+		}
+		restarted = append(restarted, w.kind+"/"+w.obj.GetName())
+	}
+	if len(restarted) > 0 {
+		metrics.WorkloadRestarted(h.Namespace, h.Name, h.Spec.ClientRef.Name, string(h.Spec.API), string(h.Spec.Environment), len(restarted))
+		r.event(h, false, eventRestarted, "Restart", fmt.Sprintf("Restarted %d workload(s) in namespace %s using Secret %s for the new token: %s.",
+			len(restarted), target.Namespace, target.Name, strings.Join(restarted, ", ")))
+	}
+	return errors.Join(errs...)
+}
+
+// arbitrate compares the token's fingerprint with every other Habilitation (in the
+// credentials namespaces) and every TechnicalToken. Fingerprints are computed from the
+// source Secrets in the cache, not read from other objects' status, so two new objects
+// racing cannot both look alone.
+func (r *HabilitationReconciler) arbitrate(ctx context.Context, h *jetonv1alpha1.Habilitation, fp string) (injection.Verdict, error) {
+	self := injection.Binding{Kind: injection.KindHabilitation, Namespace: h.Namespace, Name: h.Name, Client: h.Spec.ClientRef.Name, Created: h.CreationTimestamp.Time}
+	var others []injection.Binding
+
+	habs := &jetonv1alpha1.HabilitationList{}
+	if err := r.List(ctx, habs, client.UnsafeDisableDeepCopy); err != nil {
+		return injection.Verdict{}, err
+	}
+	for i := range habs.Items {
+		o := &habs.Items[i]
+		if (o.Namespace == h.Namespace && o.Name == h.Name) || !o.DeletionTimestamp.IsZero() || !r.Options.IsCredentialsNamespace(o.Namespace) {
+			continue
+		}
+		if r.sourceFingerprint(ctx, o.Namespace, o.Spec.TokenSecretRef) == fp {
+			others = append(others, injection.Binding{Kind: injection.KindHabilitation, Namespace: o.Namespace, Name: o.Name, Client: o.Spec.ClientRef.Name, Created: o.CreationTimestamp.Time})
+		}
+	}
+
+	tts := &jetonv1alpha1.TechnicalTokenList{}
+	if err := r.List(ctx, tts, client.UnsafeDisableDeepCopy); err != nil {
+		return injection.Verdict{}, err
+	}
+	for i := range tts.Items {
+		o := &tts.Items[i]
+		// Fail closed: the status fingerprint counts too (a TechnicalToken outside the
+		// credentials namespaces, whose Secret the cache does not hold).
+		if o.Status.TokenFingerprint == fp || (r.Options.IsCredentialsNamespace(o.Namespace) && r.sourceFingerprint(ctx, o.Namespace, o.Spec.TokenSecretRef) == fp) {
+			others = append(others, injection.Binding{Kind: injection.KindTechnicalToken, Namespace: o.Namespace, Name: o.Name, Created: o.CreationTimestamp.Time})
+		}
+	}
+	return injection.Arbitrate(self, others), nil
+}
+
+// fingerprintMemo remembers the fingerprint of each source Secret key at a resourceVersion,
+// so the "one token, one client" check hashes each token once, not once per reconcile.
+type fingerprintMemo struct {
+	mu sync.Mutex
+	m  map[memoKey]memoEntry
+}
+
+type memoKey struct{ namespace, name, key string }
+
+type memoEntry struct{ resourceVersion, fingerprint string }
+
+// sourceFingerprint returns the fingerprint of the token a Secret key holds, or "" when the
+// Secret or key is missing or the value is not a token.
+func (r *HabilitationReconciler) sourceFingerprint(ctx context.Context, namespace string, ref jetonv1alpha1.SecretKeyReference) string {
+	k := memoKey{namespace, ref.Name, cmp.Or(ref.Key, defaultTokenKey)}
+	s := &corev1.Secret{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, s, client.UnsafeDisableDeepCopy)
+
+	m := &r.fingerprints
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err != nil {
+		delete(m.m, k)
+		return ""
+	}
+	if e, ok := m.m[k]; ok && e.resourceVersion == s.ResourceVersion {
+		return e.fingerprint
+	}
+	fp := ""
+	if raw, ok := s.Data[k.key]; ok {
+		if tok, err := token.Normalize(raw); err == nil {
+			fp = token.Fingerprint(tok)
+		}
+	}
+	if m.m == nil {
+		m.m = map[memoKey]memoEntry{}
+	}
+	m.m[k] = memoEntry{s.ResourceVersion, fp}
+	return fp
+}
+
+// mapTokenHolder maps a Habilitation or TechnicalToken to the Habilitations holding the same
+// token (by recorded and by current fingerprint), so a refused one is re-evaluated when the
+// holder changes token or goes away.
+func (r *HabilitationReconciler) mapTokenHolder(ctx context.Context, obj client.Object) []reconcile.Request {
+	var fps []string
+	switch o := obj.(type) {
+	case *jetonv1alpha1.Habilitation:
+		fps = append(fps, o.Status.TokenFingerprint, r.sourceFingerprint(ctx, o.Namespace, o.Spec.TokenSecretRef))
+	case *jetonv1alpha1.TechnicalToken:
+		fps = append(fps, o.Status.TokenFingerprint, r.sourceFingerprint(ctx, o.Namespace, o.Spec.TokenSecretRef))
+	}
+	return r.holdersOf(ctx, client.ObjectKeyFromObject(obj), fps...)
+}
+
+func (r *HabilitationReconciler) holdersOf(ctx context.Context, except types.NamespacedName, fps ...string) []reconcile.Request {
+	var reqs []reconcile.Request
+	for _, fp := range slices.Compact(slices.Sorted(slices.Values(fps))) {
+		if fp == "" {
+			continue
+		}
+		habs := &jetonv1alpha1.HabilitationList{}
+		if err := r.List(ctx, habs, client.MatchingFields{IndexTokenFingerprint: fp}); err != nil {
+			log.FromContext(ctx).Error(err, "listing Habilitations by token fingerprint")
+			continue
+		}
+		for _, h := range habs.Items {
+			if k := client.ObjectKeyFromObject(&h); k != except {
+				reqs = append(reqs, reconcile.Request{NamespacedName: k})
+			}
+		}
+	}
+	return reqs
+}
+
+func (r *HabilitationReconciler) mapClient(ctx context.Context, obj client.Object) []reconcile.Request {
+	return r.habilitationsOfClient(ctx, obj.GetName())
+}
+
+func (r *HabilitationReconciler) mapNamespace(ctx context.Context, obj client.Object) []reconcile.Request {
+	if c := obj.GetLabels()[jetonv1alpha1.LabelClient]; c != "" {
+		return r.habilitationsOfClient(ctx, c)
+	}
+	return nil
+}
+
+func (r *HabilitationReconciler) habilitationsOfClient(ctx context.Context, clientName string) []reconcile.Request {
+	habs := &jetonv1alpha1.HabilitationList{}
+	if err := r.List(ctx, habs, client.MatchingFields{IndexHabilitationClient: clientName}); err != nil {
+		log.FromContext(ctx).Error(err, "listing Habilitations by client", "client", clientName)
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(habs.Items))
+	for _, h := range habs.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&h)})
+	}
+	return reqs
+}
+
+// mapSecret maps an injected Secret back to its Habilitation (drift), and a source Secret
+// of a credentials namespace to the Habilitations reading it (rotation) and to those holding
+// the same token as its readers (conflicts that may appear or go away).
+func (r *HabilitationReconciler) mapSecret(ctx context.Context, obj client.Object) []reconcile.Request {
+	var reqs []reconcile.Request
+	l := obj.GetLabels()
+	if l[jetonv1alpha1.LabelManagedBy] == jetonv1alpha1.ManagedByValue && l[jetonv1alpha1.LabelHabilitation] != "" {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{
+			Namespace: l[jetonv1alpha1.LabelHabilitationNamespace], Name: l[jetonv1alpha1.LabelHabilitation]}})
+	}
+	if !r.Options.IsCredentialsNamespace(obj.GetNamespace()) {
+		return reqs
+	}
+	none := types.NamespacedName{}
+	habs := &jetonv1alpha1.HabilitationList{}
+	if err := r.List(ctx, habs, client.InNamespace(obj.GetNamespace()), client.MatchingFields{IndexTokenSecret: obj.GetName()}); err != nil {
+		log.FromContext(ctx).Error(err, "listing Habilitations by token Secret")
+		return reqs
+	}
+	for i := range habs.Items {
+		h := &habs.Items[i]
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(h)})
+		reqs = append(reqs, r.holdersOf(ctx, none, h.Status.TokenFingerprint, r.sourceFingerprint(ctx, h.Namespace, h.Spec.TokenSecretRef))...)
+	}
+	tts := &jetonv1alpha1.TechnicalTokenList{}
+	if err := r.List(ctx, tts, client.InNamespace(obj.GetNamespace()), client.MatchingFields{IndexTokenSecret: obj.GetName()}); err != nil {
+		log.FromContext(ctx).Error(err, "listing TechnicalTokens by token Secret")
+		return reqs
+	}
+	for i := range tts.Items {
+		t := &tts.Items[i]
+		reqs = append(reqs, r.holdersOf(ctx, none, t.Status.TokenFingerprint, r.sourceFingerprint(ctx, t.Namespace, t.Spec.TokenSecretRef))...)
+	}
+	return reqs
+}
+
+func (r *HabilitationReconciler) event(h *jetonv1alpha1.Habilitation, warning bool, reason, action, note string) {
+	typ := corev1.EventTypeNormal
+	if warning {
+		typ = corev1.EventTypeWarning
+	}
+	r.Recorder.Eventf(h, nil, typ, reason, action, "%s", note)
+}
