@@ -92,8 +92,8 @@ var ErrUnknownToken = errors.New("unknown token id")
 const (
 	defaultRetryAfter = 32 * time.Second // what staging sends
 	defaultDelay      = 30 * time.Second
-	defaultLifetime   = 18 * 30 * 24 * time.Hour // 18 months, the portal's lifetime
-	maxLoggedRequests = 10000                    // per token, so a long `make dev` stays bounded
+	lifetimeMonths    = 18    // the portal's token lifetime
+	maxLoggedRequests = 10000 // per token, so a long `make dev` stays bounded
 	// StatusClientClosedRequest is recorded in the request log when the client gave up
 	// before a slow answer was written (nginx's convention).
 	StatusClientClosedRequest = 499
@@ -104,7 +104,7 @@ type MintOptions struct {
 	// Scopes granted. For Démarches Numériques: the allowed démarche numbers, as strings;
 	// empty means every démarche.
 	Scopes []string
-	// ExpiresAt is when the token stops working; zero means now + 18 months.
+	// ExpiresAt is when the token stops working; zero means IssuedAt + 18 months.
 	ExpiresAt time.Time
 	// Subject is the JWT `sub` claim (the habilitation title); defaults to a generic title.
 	Subject string
@@ -208,8 +208,10 @@ func (s *Server) Mint(api jetonv1alpha1.API, o MintOptions) (tok, id string, err
 		o.IssuedAt = now
 	}
 	if o.ExpiresAt.IsZero() {
-		o.ExpiresAt = now.Add(defaultLifetime)
+		o.ExpiresAt = o.IssuedAt.AddDate(0, lifetimeMonths, 0)
 	}
+	// JWT times are whole seconds: keep the server-side record equal to the claims.
+	o.IssuedAt, o.ExpiresAt = o.IssuedAt.Truncate(time.Second), o.ExpiresAt.Truncate(time.Second)
 	if !o.ExpiresAt.After(o.IssuedAt) {
 		return "", "", fmt.Errorf("expiresAt %s must be after issuedAt %s", o.ExpiresAt.Format(time.RFC3339), o.IssuedAt.Format(time.RFC3339))
 	}
