@@ -15,8 +15,10 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
+	"github.com/jeton-dev/jeton/internal/metrics"
 )
 
 // Options configure every reconciler.
@@ -68,6 +70,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		opts.MaxConcurrentReconciles = 1
 	}
 	if err := registerIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
+	if err := metrics.Register(ctrlmetrics.Registry, mgr.GetCache()); err != nil {
 		return err
 	}
 	// Reconcilers and the metrics collector are registered below as they land.
