@@ -60,11 +60,17 @@ func Normalize(raw []byte) (string, error) {
 	case !utf8.Valid(b):
 		return "", invalid("", "it is not valid UTF-8 text; check that the Secret holds the token itself, not a binary or differently encoded file")
 	}
-	for i, r := range string(b) {
+	for i := 0; i < len(b); {
+		if c := b[i]; c > ' ' && c < 0x7f {
+			i++ // printable ASCII, all of a real token: skip the Unicode tables
+			continue
+		}
+		r, size := utf8.DecodeRune(b[i:])
 		if unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
 			pos := len(raw) - len(trimLeftASCIISpace(raw)) + i + 1
 			return "", invalid("", "it contains whitespace or an invisible character at byte %d of the Secret value; a token is a single word: remove what was pasted inside it", pos)
 		}
+		i += size
 	}
 	return string(b), nil
 }
