@@ -74,13 +74,18 @@ func DesiredSecret(h *jetonv1alpha1.Habilitation, c *jetonv1alpha1.PublicClient,
 	}
 }
 
-// ManagedBy reports whether s was injected for h (by its labels). A Secret that is not is
-// someone else's, and jeton must not overwrite it.
+// ManagedBy reports whether s is h's injected Secret, which jeton may overwrite. A Secret
+// that is not is someone else's and is left alone (TargetSecretConflict). It is h's when it
+// carries a jeton mark (managed-by=jeton or a jeton.dev/habilitation* label) and no label
+// that names another Habilitation or client. So a Secret whose jeton labels were partly
+// removed by hand is still recognised, and restored, instead of being orphaned.
 func ManagedBy(s *corev1.Secret, h *jetonv1alpha1.Habilitation) bool {
 	l := s.GetLabels()
-	return l[jetonv1alpha1.LabelManagedBy] == jetonv1alpha1.ManagedByValue &&
-		l[jetonv1alpha1.LabelHabilitation] == h.Name &&
-		l[jetonv1alpha1.LabelHabilitationNamespace] == h.Namespace
+	hab, habNS, cl := l[jetonv1alpha1.LabelHabilitation], l[jetonv1alpha1.LabelHabilitationNamespace], l[jetonv1alpha1.LabelClient]
+	if (hab != "" && hab != h.Name) || (habNS != "" && habNS != h.Namespace) || (cl != "" && cl != h.Spec.ClientRef.Name) {
+		return false
+	}
+	return l[jetonv1alpha1.LabelManagedBy] == jetonv1alpha1.ManagedByValue || hab != "" || habNS != ""
 }
 
 // UpToDate reports whether existing already holds what desired says: same type, exactly the

@@ -102,10 +102,14 @@ func TestManagedBy(t *testing.T) {
 	}{
 		{"own labels", own, true},
 		{"no labels (a user's Secret)", nil, false},
+		{"unrelated labels only", map[string]string{"app": "x"}, false},
 		{"another habilitation", with(jetonv1alpha1.LabelHabilitation, "other"), false},
 		{"same name in another credentials namespace", with(jetonv1alpha1.LabelHabilitationNamespace, "other-ns"), false},
-		{"not managed by jeton", with(jetonv1alpha1.LabelManagedBy, "helm"), false},
-		{"managed-by missing", with(jetonv1alpha1.LabelManagedBy, ""), false},
+		{"another client", with(jetonv1alpha1.LabelClient, "other-client"), false},
+		{"managed by another tool, no jeton label", map[string]string{jetonv1alpha1.LabelManagedBy: "helm"}, false},
+		{"habilitation label removed by hand", with(jetonv1alpha1.LabelHabilitation, ""), true},
+		{"managed-by removed by hand", with(jetonv1alpha1.LabelManagedBy, ""), true},
+		{"only managed-by=jeton left", map[string]string{jetonv1alpha1.LabelManagedBy: jetonv1alpha1.ManagedByValue}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
