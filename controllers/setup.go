@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -28,6 +29,9 @@ type Options struct {
 	CredentialsNamespaces []string
 	// MaxConcurrentReconciles bounds the workers of each controller.
 	MaxConcurrentReconciles int
+	// ProbeInterval, when set, replaces the spec.interval of every TechnicalToken. Tests use
+	// it to probe faster than the CRD's 30s minimum; leave it zero in production.
+	ProbeInterval time.Duration
 }
 
 // IsCredentialsNamespace reports whether ns is one of the credentials namespaces.
@@ -81,6 +85,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	}
 	if err := setupHabilitationReconciler(mgr, opts); err != nil {
 		return fmt.Errorf("setting up the Habilitation reconciler: %w", err)
+	}
+	if err := setupTechnicalTokenReconciler(mgr, opts); err != nil {
+		return fmt.Errorf("setting up the TechnicalToken reconciler: %w", err)
 	}
 	return nil
 }

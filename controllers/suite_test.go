@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/zap/zapcore"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -68,6 +69,9 @@ func startManager() error {
 	testOptions = Options{
 		CredentialsNamespaces:   []string{credNS},
 		MaxConcurrentReconciles: 4,
+		// Probe TechnicalTokens every second (the CRD's minimum is 30s) so that tests of
+		// failures, recovery and Retry-After run in seconds.
+		ProbeInterval: time.Second,
 	}
 	if err := k8sClient.Create(ctx, namespaceObject(credNS)); err != nil {
 		return err

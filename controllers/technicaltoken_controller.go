@@ -1,0 +1,447 @@
+package controllers
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
+	"github.com/jeton-dev/jeton/internal/conditions"
+	"github.com/jeton-dev/jeton/internal/expiry"
+	"github.com/jeton-dev/jeton/internal/metrics"
+	"github.com/jeton-dev/jeton/internal/probe"
+	"github.com/jeton-dev/jeton/internal/publicapi"
+	"github.com/jeton-dev/jeton/internal/token"
+)
+
+// Events recorded on TechnicalTokens besides the Ready reasons.
+const (
+	EventProbeFailed    = "ProbeFailed"
+	EventProbeRecovered = "ProbeRecovered"
+)
+
+// CRD defaults, applied again here for objects written before a default existed.
+const (
+	ttDefaultInterval    = 5 * time.Minute
+	ttDefaultTimeout     = 10 * time.Second
+	ttDefaultThreshold   = 3
+	ttDefaultRenewBefore = 90 * 24 * time.Hour
+	// ttMaxRequeue caps any wait, so a missed event is corrected within a day.
+	ttMaxRequeue = 24 * time.Hour
+)
+
+// +kubebuilder:rbac:groups=jeton.dev,resources=technicaltokens,verbs=get;list;watch
+// +kubebuilder:rbac:groups=jeton.dev,resources=technicaltokens/status,verbs=get;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// TechnicalTokenReconciler keeps each TechnicalToken's status: what its token says about
+// itself (fingerprint, id, expiry, scopes) and what the API's own check says, probe after
+// probe. It never does HTTP itself: due probes go to the Executor, whose results come back
+// as reconcile requests, so a slow API never holds a reconcile worker.
+type TechnicalTokenReconciler struct {
+	client.Client
+	Recorder events.EventRecorder
+	Executor *probe.Executor
+	Options  Options
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+func setupTechnicalTokenReconciler(mgr ctrl.Manager, opts Options) error {
+	results := make(chan event.GenericEvent, 1024)
+	exec := probe.NewExecutor(probe.ExecutorOptions{
+		Notify: func(ctx context.Context, key types.NamespacedName) {
+			ev := event.GenericEvent{Object: &jetonv1alpha1.TechnicalToken{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}}
+			select {
+			case results <- ev:
+			case <-ctx.Done():
+			}
+		},
+	})
+	if err := mgr.Add(exec); err != nil {
+		return err
+	}
+	r := &TechnicalTokenReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder("jeton"),
+		Executor: exec,
+		Options:  opts,
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("technicaltoken").
+		// Status writes (ours) do not bump the generation: ignoring them avoids a second
+		// pass per probe.
+		For(&jetonv1alpha1.TechnicalToken{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.mapSecret)).
+		WatchesRawSource(source.Channel(results, &handler.EnqueueRequestForObject{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).
+		Complete(r)
+}
+
+func (r *TechnicalTokenReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// ttPass is what one reconcile decided, applied at the end in one status write.
+type ttPass struct {
+	mark    func(*[]metav1.Condition, int64, string, string)
+	reason  string
+	message string
+	// events to record once the status is written.
+	events []ttEvent
+	// consumed: a probe result was recorded; the executor may drop it once status is written.
+	consumed *probe.Finished
+	requeue  time.Duration
+}
+
+type ttEvent struct {
+	warning              bool
+	reason, action, note string
+}
+
+// Reconcile brings one TechnicalToken's status up to date and schedules its next probe.
+func (r *TechnicalTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	tt := &jetonv1alpha1.TechnicalToken{}
+	if err := r.Get(ctx, req.NamespacedName, tt); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Executor.Forget(req.NamespacedName)
+			metrics.ForgetTechnicalToken(req.Namespace, req.Name)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if !tt.DeletionTimestamp.IsZero() {
+		r.Executor.Forget(req.NamespacedName)
+		return ctrl.Result{}, nil
+	}
+
+	orig := tt.DeepCopy()
+	pass, err := r.reconcile(ctx, tt)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	pass.mark(&tt.Status.Conditions, tt.Generation, pass.reason, pass.message)
+	tt.Status.ObservedGeneration = tt.Generation
+	if old := conditions.ReadyReason(orig.Status.Conditions); old != pass.reason && reportedReasons[pass.reason] {
+		pass.events = append(pass.events, ttEvent{warning: true, reason: pass.reason, action: "Reconcile", note: pass.message})
+	}
+	if !equality.Semantic.DeepEqual(orig.Status, tt.Status) {
+		// Optimistic lock: consecutiveFailures is a counter, a stale read must not overwrite it.
+		if err := r.Status().Patch(ctx, tt, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+			return ctrl.Result{}, fmt.Errorf("writing status: %w", err)
+		}
+	}
+	if f := pass.consumed; f != nil {
+		r.Executor.Consume(req.NamespacedName)
+		metrics.ObserveProbe(tt.Namespace, tt.Name, string(tt.Spec.API), string(tt.Spec.Environment), f.Reason, f.Latency)
+		log.FromContext(ctx).V(1).Info("probe recorded", "result", f.Reason, "httpStatus", f.HTTPStatus,
+			"code", f.Code, "latency", f.Latency, "fingerprint", tt.Status.TokenFingerprint)
+	}
+	for _, e := range pass.events {
+		typ := corev1.EventTypeNormal
+		if e.warning {
+			typ = corev1.EventTypeWarning
+		}
+		r.Recorder.Eventf(tt, nil, typ, e.reason, e.action, "%s", e.note)
+	}
+	return ctrl.Result{RequeueAfter: pass.requeue}, nil
+}
+
+// reportedReasons are the Ready reasons that get an Event when Ready turns to them (the
+// probe transitions have their own ProbeFailed / ProbeRecovered events).
+var reportedReasons = map[string]bool{
+	jetonv1alpha1.ReasonNamespaceNotAllowed: true,
+	jetonv1alpha1.ReasonSecretNotFound:      true,
+	jetonv1alpha1.ReasonSecretKeyNotFound:   true,
+	jetonv1alpha1.ReasonInvalidToken:        true,
+	jetonv1alpha1.ReasonTokenExpired:        true,
+	jetonv1alpha1.ReasonTokenExpiringSoon:   true,
+}
+
+func (r *TechnicalTokenReconciler) reconcile(ctx context.Context, tt *jetonv1alpha1.TechnicalToken) (ttPass, error) {
+	key := client.ObjectKeyFromObject(tt)
+	// What status says was last seen, before this pass overwrites it.
+	prevFP, prevGen := tt.Status.TokenFingerprint, tt.Status.ObservedGeneration
+	stall := func(reason, format string, args ...any) (ttPass, error) {
+		r.Executor.Cancel(key)
+		tt.Status.NextProbeTime = nil
+		return ttPass{mark: conditions.MarkStalled, reason: reason, message: fmt.Sprintf(format, args...)}, nil
+	}
+
+	if !r.Options.IsCredentialsNamespace(tt.Namespace) {
+		tt.Status.TokenStatus = jetonv1alpha1.TokenStatus{}
+		return stall(jetonv1alpha1.ReasonNamespaceNotAllowed,
+			"TechnicalTokens are honoured only in the credentials namespaces (%s); this one is not probed. Move it and its token Secret to a credentials namespace, or add %q to the operator's --credentials-namespaces flag.",
+			strings.Join(r.Options.CredentialsNamespaces, ", "), tt.Namespace)
+	}
+
+	// The token.
+	ref := tt.Spec.TokenSecretRef
+	secretKey := cmp.Or(ref.Key, "token")
+	src := &corev1.Secret{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: tt.Namespace, Name: ref.Name}, src); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return ttPass{}, err
+		}
+		tt.Status.TokenStatus = jetonv1alpha1.TokenStatus{}
+		r.Executor.Cancel(key)
+		tt.Status.NextProbeTime = nil
+		// Not stalled: the Secret is watched, and often arrives later (Sealed Secrets, External Secrets).
+		return ttPass{mark: conditions.MarkNotReady, reason: jetonv1alpha1.ReasonSecretNotFound, message: fmt.Sprintf(
+			"Secret %s/%s (spec.tokenSecretRef) not found: create it with the technical token under key %q.", tt.Namespace, ref.Name, secretKey)}, nil
+	}
+	raw, ok := src.Data[secretKey]
+	if !ok {
+		tt.Status.TokenStatus = jetonv1alpha1.TokenStatus{}
+		return stall(jetonv1alpha1.ReasonSecretKeyNotFound,
+			"Secret %s/%s has no key %q (keys: %s): put the technical token under that key or fix spec.tokenSecretRef.key.",
+			tt.Namespace, ref.Name, secretKey, strings.Join(slices.Sorted(maps.Keys(src.Data)), ", "))
+	}
+	tok, err := token.Normalize(raw)
+	if err != nil {
+		tt.Status.TokenStatus = jetonv1alpha1.TokenStatus{}
+		// The token package guarantees its errors never quote the token.
+		return stall(jetonv1alpha1.ReasonInvalidToken,
+			"Secret %s/%s key %q does not hold a valid token: %v. Put the technical token issued for %s there.", tt.Namespace, ref.Name, secretKey, err, tt.Spec.API)
+	}
+	fp := token.Fingerprint(tok)
+	info, err := token.Decode(tt.Spec.API, tok)
+	if err != nil {
+		// Keep the fingerprint: it lets jeton refuse this token on a Habilitation.
+		tt.Status.TokenStatus = jetonv1alpha1.TokenStatus{TokenFingerprint: fp}
+		return stall(jetonv1alpha1.ReasonInvalidToken,
+			"Secret %s/%s key %q (fingerprint %s) does not hold a valid %s token: %v. Put the technical token issued for that API there.", tt.Namespace, ref.Name, secretKey, fp, tt.Spec.API, err)
+	}
+	r.setTokenStatus(tt, fp, info)
+
+	now := r.now()
+	pass := ttPass{}
+	threshold := tt.Spec.FailureThreshold
+	if threshold < 1 {
+		threshold = ttDefaultThreshold
+	}
+
+	// A finished probe about this very token goes into status; one about a token that has
+	// since been replaced says nothing about the new one and is dropped.
+	// A new token or a new spec is probed at once rather than at the next interval.
+	probeNow := prevFP != fp || prevGen != tt.Generation
+	if f, ok := r.Executor.Result(key); ok {
+		if f.Fingerprint == fp {
+			pass.events = append(pass.events, recordProbe(&tt.Status, f, threshold)...)
+			pass.consumed = &f
+			probeNow = probeNow || f.Generation != tt.Generation
+		} else {
+			r.Executor.Consume(key)
+			probeNow = true
+		}
+	}
+
+	// Expiry.
+	renewBefore := ttDefaultRenewBefore
+	if tt.Spec.RenewBefore != nil {
+		renewBefore = tt.Spec.RenewBefore.Duration
+	}
+	var exp *time.Time
+	if tt.Status.ExpiresAt != nil {
+		t := tt.Status.ExpiresAt.Time
+		exp = &t
+	}
+	ev := expiry.Evaluate(now, exp, renewBefore)
+	if ev.Next > 0 {
+		pass.requeue = ev.Next + time.Second // just past the threshold
+	}
+
+	// Schedule the next probe.
+	if tt.Spec.Suspend {
+		r.Executor.Cancel(key)
+		tt.Status.NextProbeTime = nil
+	} else {
+		baseURL := publicapi.BaseURL(tt.Spec.API, tt.Spec.Environment, tt.Spec.BaseURL)
+		if baseURL == "" {
+			return stall(jetonv1alpha1.ReasonInternalError, "no base URL is known for API %s in environment %q: set spec.baseURL", tt.Spec.API, tt.Spec.Environment)
+		}
+		var last *time.Time
+		if tt.Status.LastProbeTime != nil && !probeNow {
+			t := tt.Status.LastProbeTime.Time
+			last = &t
+		}
+		due := probe.NextProbe(string(tt.UID), last, r.interval(tt), r.Executor.NotBefore(key, baseURL))
+		if due.After(now) {
+			tt.Status.NextProbeTime = ptrTime(due)
+			pass.requeue = minPositive(pass.requeue, due.Sub(now))
+		} else {
+			timeout := ttDefaultTimeout
+			if tt.Spec.Timeout.Duration > 0 {
+				timeout = tt.Spec.Timeout.Duration
+			}
+			var number int64
+			if tt.Spec.DemarcheNumber != nil {
+				number = *tt.Spec.DemarcheNumber
+			}
+			// Refused when already queued or in flight: its result will bring us back.
+			r.Executor.Submit(probe.Job{Key: key, Fingerprint: fp, Generation: tt.Generation, Target: probe.Target{
+				API: tt.Spec.API, BaseURL: baseURL, Token: tok, DemarcheNumber: number, Timeout: timeout}})
+			// Due now: keep a due time already passed, so the passes while the probe is
+			// in flight do not rewrite status.
+			if nt := tt.Status.NextProbeTime; nt == nil || nt.After(now) {
+				tt.Status.NextProbeTime = ptrTime(now)
+			}
+		}
+	}
+	pass.requeue = min(cmp.Or(pass.requeue, ttMaxRequeue), ttMaxRequeue)
+
+	r.judge(tt, ev, threshold, &pass)
+	return pass, nil
+}
+
+// judge sets the Ready condition from the token's expiry and the probes so far.
+func (r *TechnicalTokenReconciler) judge(tt *jetonv1alpha1.TechnicalToken, ev expiry.Result, threshold int32, pass *ttPass) {
+	st := &tt.Status
+	last := st.LastResult
+	set := func(mark func(*[]metav1.Condition, int64, string, string), reason, format string, args ...any) {
+		pass.mark, pass.reason, pass.message = mark, reason, fmt.Sprintf(format, args...)
+	}
+	switch {
+	case ev.State == expiry.Expired:
+		set(conditions.MarkStalled, jetonv1alpha1.ReasonTokenExpired, "%s", ev.Message)
+	case last != nil && st.ConsecutiveFailures >= threshold:
+		set(conditions.MarkNotReady, last.Reason, "the last %d probes failed: %s", st.ConsecutiveFailures, last.Message)
+	case st.LastSuccessTime == nil && tt.Spec.Suspend:
+		pass.mark = func(c *[]metav1.Condition, gen int64, reason, msg string) {
+			conditions.MarkReady(c, gen, reason, msg) // removes Reconciling and Stalled
+			conditions.Set(c, gen, jetonv1alpha1.ConditionReady, metav1.ConditionUnknown, reason, msg)
+		}
+		pass.reason, pass.message = jetonv1alpha1.ReasonSuspended, "probing is suspended (spec.suspend) and the token was never probed"
+	case st.LastSuccessTime == nil:
+		msg := "waiting for the first successful probe"
+		if last != nil {
+			msg = fmt.Sprintf("%s; the last probe failed (%d of %d before Ready turns False): %s", msg, st.ConsecutiveFailures, threshold, last.Message)
+		}
+		set(conditions.MarkReconciling, jetonv1alpha1.ReasonProbePending, "%s", msg)
+	case st.ConsecutiveFailures > 0:
+		// Below the threshold Ready stays True; the reason and lastResult show the trouble.
+		set(conditions.MarkReady, jetonv1alpha1.ReasonProbeFailing, "the last %d of %d probes allowed to fail did fail (%s): %s",
+			st.ConsecutiveFailures, threshold, last.Reason, last.Message)
+	case ev.State == expiry.ExpiringSoon:
+		set(conditions.MarkReady, jetonv1alpha1.ReasonTokenExpiringSoon, "the API accepts the token, but it %s", strings.TrimPrefix(ev.Message, "token "))
+	default:
+		msg := "the API accepts the token"
+		if ev.State == expiry.Valid {
+			msg += "; " + ev.Message
+		}
+		set(conditions.MarkReady, jetonv1alpha1.ReasonProbeSucceeded, "%s", msg)
+	}
+	if tt.Spec.Suspend && pass.reason != jetonv1alpha1.ReasonSuspended {
+		pass.message += " (probing is suspended: this is the last known state)"
+	}
+}
+
+// recordProbe writes a finished probe into status and returns the events it causes.
+func recordProbe(st *jetonv1alpha1.TechnicalTokenStatus, f probe.Finished, threshold int32) []ttEvent {
+	at := metav1.NewTime(f.Time.Truncate(time.Second))
+	st.LastProbeTime = &at
+	st.LastResult = &jetonv1alpha1.ProbeResult{
+		HTTPStatus: int32(f.HTTPStatus),
+		Code:       f.Code,
+		Reason:     f.Reason,
+		Message:    f.Message,
+		Latency:    &metav1.Duration{Duration: f.Latency.Round(time.Millisecond)},
+	}
+	if f.Succeeded() {
+		wasFailing := st.ConsecutiveFailures >= threshold
+		prev := st.ConsecutiveFailures
+		st.ConsecutiveFailures = 0
+		st.LastSuccessTime = &at
+		st.Privileges = f.Privileges
+		if wasFailing {
+			return []ttEvent{{reason: EventProbeRecovered, action: "Probe",
+				note: fmt.Sprintf("the API accepts the token again after %d failed probes", prev)}}
+		}
+		return nil
+	}
+	st.ConsecutiveFailures++
+	if st.ConsecutiveFailures == threshold {
+		return []ttEvent{{warning: true, reason: EventProbeFailed, action: "Probe",
+			note: fmt.Sprintf("%d probes in a row failed, the token is not Ready: %s: %s", threshold, f.Reason, f.Message)}}
+	}
+	return nil
+}
+
+// setTokenStatus records what the token says about itself (never the token).
+func (r *TechnicalTokenReconciler) setTokenStatus(tt *jetonv1alpha1.TechnicalToken, fp string, info token.Info) {
+	ts := jetonv1alpha1.TokenStatus{TokenFingerprint: fp, TokenID: info.ID, Scopes: info.Scopes}
+	if info.IssuedAt != nil {
+		ts.IssuedAt = ptrTime(*info.IssuedAt)
+	}
+	switch {
+	case info.ExpiresAt != nil:
+		ts.ExpiresAt = ptrTime(*info.ExpiresAt)
+	case tt.Spec.ExpiresAt != nil:
+		ts.ExpiresAt = ptrTime(tt.Spec.ExpiresAt.Time)
+	}
+	tt.Status.TokenStatus = ts
+}
+
+// interval is the time between probes: spec.interval, unless Options.ProbeInterval overrides it.
+func (r *TechnicalTokenReconciler) interval(tt *jetonv1alpha1.TechnicalToken) time.Duration {
+	if r.Options.ProbeInterval > 0 {
+		return r.Options.ProbeInterval
+	}
+	return cmp.Or(tt.Spec.Interval.Duration, ttDefaultInterval)
+}
+
+// mapSecret finds the TechnicalTokens reading a Secret of a credentials namespace.
+func (r *TechnicalTokenReconciler) mapSecret(ctx context.Context, obj client.Object) []reconcile.Request {
+	if !r.Options.IsCredentialsNamespace(obj.GetNamespace()) {
+		return nil
+	}
+	tts := &jetonv1alpha1.TechnicalTokenList{}
+	if err := r.List(ctx, tts, client.InNamespace(obj.GetNamespace()), client.MatchingFields{IndexTokenSecret: obj.GetName()}); err != nil {
+		log.FromContext(ctx).Error(err, "listing TechnicalTokens by token Secret")
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(tts.Items))
+	for i := range tts.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&tts.Items[i])})
+	}
+	return reqs
+}
+
+// ptrTime returns t, truncated to the second as the API server stores it, so that status
+// compares equal to what was read back and is not rewritten for nothing.
+func ptrTime(t time.Time) *metav1.Time {
+	mt := metav1.NewTime(t.Truncate(time.Second))
+	return &mt
+}
+
+func minPositive(a, b time.Duration) time.Duration {
+	if a <= 0 {
+		return b
+	}
+	return min(a, b)
+}
