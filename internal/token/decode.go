@@ -71,7 +71,7 @@ func checkCharacters(api jetonv1alpha1.API, token string) error {
 	}
 	for i := 0; i < len(token); i++ {
 		if token[i] <= ' ' || token[i] > '~' {
-			return invalid(api, "byte %d is not a printable ASCII character; tokens are single words of printable ASCII", i+1)
+			return invalid(api, "byte %d is whitespace or not printable ASCII; tokens are single words of printable ASCII", i+1)
 		}
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -17,6 +18,9 @@ import (
 // MaxSize is the largest token accepted, in bytes. Real tokens are well under 2 KiB; a larger
 // value is surely the wrong Secret key (a certificate, a kubeconfig...).
 const MaxSize = 8 << 10
+
+// bearer is the HTTP authorization scheme, often pasted along with the token.
+const bearer = "Bearer "
 
 // ErrInvalid is wrapped by every error of this package: the token cannot be used as is.
 var ErrInvalid = errors.New("invalid token")
@@ -59,6 +63,9 @@ func Normalize(raw []byte) (string, error) {
 		return "", invalid("", "it is %d bytes long, more than the %d bytes a token can be; check that the Secret key holds the token", len(b), MaxSize)
 	case !utf8.Valid(b):
 		return "", invalid("", "it is not valid UTF-8 text; check that the Secret holds the token itself, not a binary or differently encoded file")
+	}
+	if len(b) > len(bearer) && strings.EqualFold(string(b[:len(bearer)]), bearer) {
+		return "", invalid("", "the Secret value starts with %q: store the token alone, without the HTTP scheme", bearer)
 	}
 	for i := 0; i < len(b); {
 		if c := b[i]; c > ' ' && c < 0x7f {
