@@ -59,12 +59,13 @@ type PublicClientSpec struct {
 	DisplayName string `json:"displayName"`
 
 	// siret is the client's SIRET: 14 digits with a valid Luhn checksum (SIRETs of La Poste,
-	// SIREN 356000000, instead have a digit sum that is a multiple of 5). It is the
+	// SIREN 356000000, except the head office 35600000000048, instead have a digit sum that is a
+	// multiple of 5). It is the
 	// `recipient` of every API call made for this client, never the vendor's own SIRET.
 	// +kubebuilder:validation:MinLength=14
 	// +kubebuilder:validation:MaxLength=14
 	// +kubebuilder:validation:Pattern=`^[0-9]{14}$`
-	// +kubebuilder:validation:XValidation:rule="!self.matches('^[0-9]{14}$') || (self.startsWith('356000000') ? [0,1,2,3,4,5,6,7,8,9,10,11,12,13].map(i, int(self.substring(i, i + 1))).sum() % 5 == 0 : [0,1,2,3,4,5,6,7,8,9,10,11,12,13].map(i, i % 2 == 0 ? (int(self.substring(i, i + 1)) * 2 > 9 ? int(self.substring(i, i + 1)) * 2 - 9 : int(self.substring(i, i + 1)) * 2) : int(self.substring(i, i + 1))).sum() % 10 == 0)",message="siret has an invalid checksum: check the 14 digits against the INSEE SIRENE register"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[0-9]{14}$') || (self.startsWith('356000000') && self != '35600000000048' ? [0,1,2,3,4,5,6,7,8,9,10,11,12,13].map(i, int(self.substring(i, i + 1))).sum() % 5 == 0 : [0,1,2,3,4,5,6,7,8,9,10,11,12,13].map(i, i % 2 == 0 ? (int(self.substring(i, i + 1)) * 2 > 9 ? int(self.substring(i, i + 1)) * 2 - 9 : int(self.substring(i, i + 1)) * 2) : int(self.substring(i, i + 1))).sum() % 10 == 0)",message="siret has an invalid checksum: check the 14 digits against the INSEE SIRENE register"
 	SIRET string `json:"siret"`
 
 	// namespace is the client's own isolated namespace, where jeton injects its tokens.
