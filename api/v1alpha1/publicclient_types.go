@@ -60,8 +60,8 @@ type PublicClientSpec struct {
 
 	// siret is the client's SIRET: 14 digits with a valid Luhn checksum (SIRETs of La Poste,
 	// SIREN 356000000, except the head office 35600000000048, instead have a digit sum that is a
-	// multiple of 5). It is the
-	// `recipient` of every API call made for this client, never the vendor's own SIRET.
+	// multiple of 5). It is the `recipient` of every API call made for this client, never the
+	// vendor's own SIRET.
 	// +kubebuilder:validation:MinLength=14
 	// +kubebuilder:validation:MaxLength=14
 	// +kubebuilder:validation:Pattern=`^[0-9]{14}$`
