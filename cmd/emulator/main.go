@@ -47,6 +47,7 @@ Endpoints:
 Admin API (unauthenticated: keep the emulator on localhost):
   POST /_emulator/tokens       {"api":"APIEntreprise","scopes":["..."],"expiresAt":"2027-01-01T00:00:00Z"}
   PUT  /_emulator/tokens/ID    {"behaviour":"revoked","retryAfterSeconds":60,"delayMs":2000}
+  POST /_emulator/tokens/ID/renew {"expiresAt":"2028-01-01T00:00:00Z"}   new string, same jti
   GET  /_emulator/tokens       ids, APIs, behaviours, request counts (never the tokens)
   GET  /_emulator/tokens/ID/requests
   PUT  /_emulator/down         {"down":true}

@@ -57,7 +57,31 @@ func (s *Server) adminRoutes() {
 	s.mux.HandleFunc("GET /_emulator/tokens/{id}", s.adminGet)
 	s.mux.HandleFunc("PUT /_emulator/tokens/{id}", s.adminUpdate)
 	s.mux.HandleFunc("GET /_emulator/tokens/{id}/requests", s.adminRequests)
+	s.mux.HandleFunc("POST /_emulator/tokens/{id}/renew", s.adminRenew)
 	s.mux.HandleFunc("PUT /_emulator/down", s.adminDown)
+}
+
+func (s *Server) adminRenew(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		ExpiresAt time.Time `json:"expiresAt"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	id := r.PathValue("id")
+	tok, err := s.Renew(id, req.ExpiresAt)
+	switch {
+	case errors.Is(err, ErrUnknownToken):
+		adminError(w, http.StatusNotFound, err)
+		return
+	case err != nil:
+		adminError(w, http.StatusBadRequest, err)
+		return
+	}
+	s.mu.Lock()
+	info := s.info(s.tokens[id])
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, MintResponse{Token: tok, TokenInfo: info})
 }
 
 // MintRequest is the body of POST /_emulator/tokens.

@@ -25,6 +25,7 @@
 //	                              "expiresAt":"2027-01-01T00:00:00Z","subject":"…"}
 //	                             → 201 {"token":"…","id":"…",…}   (the only answer that ever holds a token)
 //	PUT  /_emulator/tokens/{id}  {"behaviour":"revoked","retryAfterSeconds":60,"delayMs":2000}
+//	POST /_emulator/tokens/{id}/renew {"expiresAt":"…"}  → {"token":"…",…}  same jti, new exp ("prolongation")
 //	GET  /_emulator/tokens       ids, api, behaviour, request counts — never the tokens
 //	GET  /_emulator/tokens/{id}/requests
 //	PUT  /_emulator/down         {"down":true}   every API answers 502 (/pings included)
@@ -41,7 +42,6 @@ package emulator
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -160,6 +160,7 @@ type Server struct {
 type token struct {
 	api        jetonv1alpha1.API
 	id         string
+	uid        string // JWT uid claim (the portal user), kept across renewals
 	secret     string // DN only
 	scopes     []string
 	subject    string
@@ -180,7 +181,7 @@ type token struct {
 func New(opts ...Option) *Server {
 	s := &Server{
 		now:          time.Now,
-		log:          slog.New(slog.NewTextHandler(io.Discard, nil)),
+		log:          slog.New(slog.DiscardHandler),
 		defaultDelay: defaultDelay,
 		tokens:       map[string]*token{},
 		ipWindows:    map[string]*window{},
@@ -218,7 +219,7 @@ func (s *Server) Mint(api jetonv1alpha1.API, o MintOptions) (tok, id string, err
 	if o.Subject == "" {
 		o.Subject = "jeton emulator habilitation"
 	}
-	t := &token{api: api, id: newUUID(), scopes: slices.Clone(o.Scopes), subject: o.Subject,
+	t := &token{api: api, id: newUUID(), uid: newUUID(), scopes: slices.Clone(o.Scopes), subject: o.Subject,
 		issuedAt: o.IssuedAt, expiresAt: o.ExpiresAt, behaviour: Healthy, retryAfter: defaultRetryAfter}
 	if t.scopes == nil {
 		t.scopes = []string{}
@@ -246,6 +247,37 @@ func (s *Server) Mint(api jetonv1alpha1.API, o MintOptions) (tok, id string, err
 	s.tokens[t.id] = t
 	s.order = append(s.order, t.id)
 	return tok, t.id, nil
+}
+
+// Renew extends the token with this id to expiresAt, as the portal's "prolongation"
+// does: a JWT gets a new string with the same jti (and a new iat and exp); a Démarches
+// Numériques token keeps its string, its expiry being server-side only. Strings issued
+// before stay accepted, the expiry being checked against the server-side record.
+func (s *Server) Renew(id string, expiresAt time.Time) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.tokens[id]
+	if !ok {
+		return "", fmt.Errorf("%w %q", ErrUnknownToken, id)
+	}
+	now := s.now().Truncate(time.Second)
+	expiresAt = expiresAt.Truncate(time.Second)
+	if !expiresAt.After(now) {
+		return "", fmt.Errorf("renewal expiry %s must be in the future", expiresAt.Format(time.RFC3339))
+	}
+	renewed := *t
+	renewed.expiresAt = expiresAt
+	if t.api == jetonv1alpha1.DemarchesNumeriques {
+		t.expiresAt = expiresAt
+		return dnToken(t.id, t.secret), nil
+	}
+	renewed.issuedAt = now
+	tok, err := s.signJWT(&renewed)
+	if err != nil {
+		return "", err
+	}
+	t.issuedAt, t.expiresAt = renewed.issuedAt, renewed.expiresAt
+	return tok, nil
 }
 
 // SetBehaviour changes how the emulator answers the token with this id.
@@ -309,7 +341,7 @@ func (s *Server) Requests(id string) []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if t, ok := s.tokens[id]; ok {
-		return slices.Clone(t.requests)
+		return slices.Clone(t.requests[max(0, len(t.requests)-maxLoggedRequests):])
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -584,6 +585,71 @@ func TestLogsNeverContainTokens(t *testing.T) {
 	for _, sec := range secrets {
 		if strings.Contains(buf.String(), sec) {
 			t.Fatal("the log contains a token or its secret part")
+		}
+	}
+}
+
+func jwtClaims(t *testing.T, tok string) map[string]any {
+	t.Helper()
+	payload, err := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[1])
+	var c map[string]any
+	if err != nil || json.Unmarshal(payload, &c) != nil {
+		t.Fatal("token claims are not base64url JSON")
+	}
+	return c
+}
+
+func TestRenew(t *testing.T) {
+	for _, api := range []jetonv1alpha1.API{apiE, apiP, dn} {
+		t.Run(string(api), func(t *testing.T) {
+			s, clock := newTestServer()
+			old, id := mint(t, s, api, MintOptions{ExpiresAt: t0.Add(time.Hour)})
+			clock.Add(2 * time.Hour)
+			if w := check(s, api, old); w.Code != 401 {
+				t.Fatalf("before renewal: status = %d, want 401 (expired)", w.Code)
+			}
+			newExp := t0.AddDate(1, 0, 0)
+			renewed, err := s.Renew(id, newExp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w := check(s, api, renewed); w.Code != 200 {
+				t.Fatalf("renewed token: status = %d, want 200", w.Code)
+			}
+			if api == dn {
+				if renewed != old {
+					t.Error("a DN renewal changed the token string; DN expiry is server-side")
+				}
+			} else {
+				c0, c1 := jwtClaims(t, old), jwtClaims(t, renewed)
+				if renewed == old || c1["jti"] != id || c1["uid"] != c0["uid"] || c1["exp"] != float64(newExp.Unix()) {
+					t.Errorf("renewal claims = %v, want a new string with jti %s, same uid, exp %d", c1, id, newExp.Unix())
+				}
+			}
+			if _, err := s.Renew(id, t0); err == nil {
+				t.Error("Renew to a past time succeeded")
+			}
+			if _, err := s.Renew("nope", newExp); !errors.Is(err, ErrUnknownToken) {
+				t.Errorf("Renew(unknown) = %v, want ErrUnknownToken", err)
+			}
+		})
+	}
+}
+
+// BenchmarkPrivileges measures one healthy API Entreprise token check through the handler.
+func BenchmarkPrivileges(b *testing.B) {
+	clock := &fakeClock{now: t0}
+	s := New(WithClock(clock.Now))
+	tok, _, err := s.Mint(apiE, MintOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		clock.Add(time.Minute) // a new rate-limit window each time: every answer is a 200
+		r := checkRequest(apiE, tok)
+		r.RemoteAddr = "192.0.2.1:1"
+		if w := serve(s, r); w.Code != 200 {
+			b.Fatalf("status %d", w.Code)
 		}
 	}
 }

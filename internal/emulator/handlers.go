@@ -284,7 +284,7 @@ func (s *Server) finish(api jetonv1alpha1.API, t *token, r *http.Request, rec *s
 		t.inFlight--
 		t.total++
 		t.requests = append(t.requests, Request{Time: now, Method: r.Method, Path: r.URL.Path, Status: status, Duration: d})
-		if len(t.requests) > maxLoggedRequests {
+		if len(t.requests) >= 2*maxLoggedRequests { // trim in bulk, so logging stays O(1) amortised
 			t.requests = slices.Delete(t.requests, 0, len(t.requests)-maxLoggedRequests)
 		}
 		s.mu.Unlock()

@@ -220,3 +220,28 @@ func TestAdminAPIRoundTrip(t *testing.T) {
 		t.Errorf("PUT down without a value: %d, want 400", resp.StatusCode)
 	}
 }
+
+func TestAdminRenew(t *testing.T) {
+	s, clock := newTestServer()
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	old, id := mint(t, s, apiE, MintOptions{ExpiresAt: t0.Add(time.Hour)})
+	clock.Add(2 * time.Hour)
+	resp, _ := doReq(srv, http.MethodPost, "/_emulator/tokens/"+id+"/renew", "", `{"expiresAt":"2027-06-01T00:00:00Z"}`)
+	var renewed MintResponse
+	if err := json.Unmarshal([]byte(readAll(t, resp)), &renewed); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("renew: %d %v", resp.StatusCode, err)
+	}
+	if renewed.Token == old || renewed.ID != id || !renewed.ExpiresAt.Equal(time.Date(2027, 6, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("renewal = %+v, want a new token for %s expiring 2027-06-01", renewed.TokenInfo, id)
+	}
+	if resp, _ := doReq(srv, http.MethodGet, "/privileges", renewed.Token, ""); resp.StatusCode != 200 {
+		t.Errorf("renewed token: %d, want 200", resp.StatusCode)
+	}
+	if resp, _ := doReq(srv, http.MethodPost, "/_emulator/tokens/nope/renew", "", `{"expiresAt":"2027-06-01T00:00:00Z"}`); resp.StatusCode != 404 {
+		t.Errorf("renew unknown id: %d, want 404", resp.StatusCode)
+	}
+	if resp, _ := doReq(srv, http.MethodPost, "/_emulator/tokens/"+id+"/renew", "", `{}`); resp.StatusCode != 400 {
+		t.Errorf("renew without expiresAt: %d, want 400", resp.StatusCode)
+	}
+}

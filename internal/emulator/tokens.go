@@ -21,7 +21,7 @@ var jwtHeader = base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ
 // `mcp`, a claim clients do not know, so that they prove they ignore unknown claims.
 func (s *Server) signJWT(t *token) (string, error) {
 	claims, err := json.Marshal(map[string]any{
-		"uid":     newUUID(),
+		"uid":     t.uid,
 		"jti":     t.id,
 		"scopes":  t.scopes,
 		"sub":     t.subject,
