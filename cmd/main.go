@@ -46,6 +46,8 @@ type config struct {
 	leaderElectionNamespace string
 	credentialsNamespaces   []string
 	maxConcurrentReconciles int
+	kubeAPIQPS              float64
+	kubeAPIBurst            int
 	zap                     zap.Options
 }
 
@@ -66,6 +68,10 @@ func parseFlags(fs *flag.FlagSet, args []string, operatorNamespace string) (*con
 		"Comma-separated namespaces where Habilitations and TechnicalTokens are honoured (and their token Secrets read).")
 	fs.IntVar(&c.maxConcurrentReconciles, "max-concurrent-reconciles", 4,
 		"Maximum concurrent reconciles per controller.")
+	fs.Float64Var(&c.kubeAPIQPS, "kube-api-qps", 50,
+		"Steady rate of requests per second to the Kubernetes API server (client-side limit).")
+	fs.IntVar(&c.kubeAPIBurst, "kube-api-burst", 100,
+		"Burst of requests to the Kubernetes API server above --kube-api-qps.")
 	c.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -84,6 +90,9 @@ func parseFlags(fs *flag.FlagSet, args []string, operatorNamespace string) (*con
 	}
 	if c.maxConcurrentReconciles < 1 {
 		return nil, fmt.Errorf("--max-concurrent-reconciles must be at least 1, got %d", c.maxConcurrentReconciles)
+	}
+	if c.kubeAPIQPS <= 0 || c.kubeAPIBurst < 1 {
+		return nil, fmt.Errorf("--kube-api-qps must be above 0 and --kube-api-burst at least 1, got %g and %d", c.kubeAPIQPS, c.kubeAPIBurst)
 	}
 	return c, nil
 }
@@ -157,6 +166,7 @@ func run(ctx context.Context, cfg *config) error {
 	if err != nil {
 		return fmt.Errorf("loading the kubeconfig (set --kubeconfig or KUBECONFIG, or run in a pod): %w", err)
 	}
+	restConfig.QPS, restConfig.Burst = float32(cfg.kubeAPIQPS), cfg.kubeAPIBurst
 	log.Info("starting jeton",
 		"apiServer", restConfig.Host,
 		"credentialsNamespaces", cfg.credentialsNamespaces,
@@ -164,7 +174,9 @@ func run(ctx context.Context, cfg *config) error {
 		"healthProbeBindAddress", cfg.probeAddr,
 		"leaderElect", cfg.leaderElect,
 		"leaderElectionNamespace", cfg.leaderElectionNamespace,
-		"maxConcurrentReconciles", cfg.maxConcurrentReconciles)
+		"maxConcurrentReconciles", cfg.maxConcurrentReconciles,
+		"kubeAPIQPS", cfg.kubeAPIQPS,
+		"kubeAPIBurst", cfg.kubeAPIBurst)
 
 	opts := controllers.Options{
 		CredentialsNamespaces:   cfg.credentialsNamespaces,

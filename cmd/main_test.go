@@ -32,6 +32,8 @@ func TestParseFlags(t *testing.T) {
 			args: []string{"--leader-elect", "--leader-election-namespace=No"}, wantErr: `--leader-election-namespace "No" is not a valid namespace name`},
 		{name: "zero workers rejected",
 			args: []string{"--max-concurrent-reconciles=0"}, wantErr: "--max-concurrent-reconciles must be at least 1"},
+		{name: "zero API QPS rejected",
+			args: []string{"--kube-api-qps=0"}, wantErr: "--kube-api-qps must be above 0"},
 		{name: "positional arguments rejected",
 			args: []string{"run"}, wantErr: "unexpected arguments"},
 	}
