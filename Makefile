@@ -58,8 +58,8 @@ vet: ## Run go vet.
 .PHONY: test
 test: tools control-plane check-generated vet ## Check generated files, vet, run every Go test on a real control plane, then the alert tests.
 	KUBEBUILDER_ASSETS=$(BIN) go test $(GO_TEST_FLAGS) ./...
-	hack/test-alerts.sh
-	@if [[ -x hack/fuzz.sh ]]; then hack/fuzz.sh; else echo "hack/fuzz.sh absent: skipping fuzzing"; fi
+	bash hack/test-alerts.sh
+	@if [[ -f hack/fuzz.sh ]]; then bash hack/fuzz.sh; else echo "hack/fuzz.sh absent: skipping fuzzing"; fi
 
 ##@ Build
 
