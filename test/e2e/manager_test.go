@@ -1,0 +1,240 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+var (
+	buildOnce sync.Once
+	buildErr  error
+)
+
+// managerBinary builds cmd/ once per test run, as shipped (CGO off, like the image).
+func managerBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(binDir, "jeton")
+	buildOnce.Do(func() {
+		cmd := exec.Command("go", "build", "-o", bin, "./cmd")
+		cmd.Dir = env.Root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./cmd: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return bin
+}
+
+// freeAddr returns a loopback address with a port nobody listens on right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// syncBuffer collects a child's output while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func httpGet(url string) (int, string, error) {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+func getLease(ctx context.Context) (*coordinationv1.Lease, error) {
+	lease := &coordinationv1.Lease{}
+	err := env.Client.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: "jeton.dev"}, lease)
+	return lease, err
+}
+
+func TestManagerLifecycle(t *testing.T) {
+	bin := managerBinary(t)
+	metricsAddr, probeAddr := freeAddr(t), freeAddr(t)
+	var output syncBuffer
+	cmd := exec.Command(bin,
+		"--kubeconfig", env.Kubeconfig,
+		"--leader-elect",
+		"--leader-election-namespace", operatorNamespace,
+		"--credentials-namespaces", operatorNamespace,
+		"--max-concurrent-reconciles", "3",
+		"--metrics-bind-address", metricsAddr,
+		"--health-probe-bind-address", probeAddr)
+	cmd.Stdout, cmd.Stderr = &output, &output
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("manager output:\n%s", output.String())
+		}
+	})
+	ctx := context.Background()
+
+	// eventuallyRunning is eventually, failing at once if the manager dies.
+	eventuallyRunning := func(what string, f func() error) {
+		t.Helper()
+		eventually(t, time.Minute, func() error {
+			select {
+			case err := <-exited:
+				stopped = true
+				t.Fatalf("the manager exited (%v) while waiting for %s", err, what)
+			default:
+			}
+			return f()
+		})
+	}
+
+	eventuallyRunning("the lease", func() error {
+		lease, err := getLease(ctx)
+		if err != nil {
+			return err
+		}
+		if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
+			return errors.New("lease jeton.dev has no holder")
+		}
+		return nil
+	})
+
+	for _, path := range []string{"/healthz", "/readyz"} {
+		eventuallyRunning(path, func() error {
+			code, body, err := httpGet("http://" + probeAddr + path)
+			if err != nil {
+				return err
+			}
+			if code != http.StatusOK {
+				return fmt.Errorf("%s answered %d: %s", path, code, body)
+			}
+			return nil
+		})
+	}
+
+	eventuallyRunning("/metrics", func() error {
+		code, body, err := httpGet("http://" + metricsAddr + "/metrics")
+		if err != nil {
+			return err
+		}
+		if code != http.StatusOK {
+			return fmt.Errorf("/metrics answered %d", code)
+		}
+		for _, want := range []string{
+			`leader_election_master_status{name="jeton.dev"} 1`,
+			// Every controller runs with the --max-concurrent-reconciles workers.
+			"controller_runtime_max_concurrent_reconciles{controller=",
+		} {
+			if !strings.Contains(body, want) {
+				return fmt.Errorf("/metrics lacks %q", want)
+			}
+		}
+		for _, line := range strings.Split(body, "\n") {
+			if strings.HasPrefix(line, "controller_runtime_max_concurrent_reconciles{") && !strings.HasSuffix(line, " 3") {
+				return fmt.Errorf("--max-concurrent-reconciles=3 not honoured: %s", line)
+			}
+		}
+		return nil
+	})
+
+	if !strings.Contains(output.String(), `"credentialsNamespaces":["jeton-system"]`) {
+		t.Errorf("the manager did not log its configuration at start:\n%s", output.String())
+	}
+
+	// SIGTERM: a clean exit, within the graceful shutdown timeout, releasing the lease so
+	// that another replica takes over at once.
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		stopped = true
+		if err != nil {
+			t.Fatalf("the manager exited with %v after SIGTERM, want exit code 0", err)
+		}
+	case <-time.After(45 * time.Second):
+		t.Fatal("the manager did not exit within 45s of SIGTERM")
+	}
+	lease, err := getLease(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := lease.Spec.HolderIdentity; h != nil && *h != "" {
+		t.Errorf("lease still held by %q after the manager stopped; want it released", *h)
+	}
+}
+
+func TestManagerRejectsBadFlags(t *testing.T) {
+	bin := managerBinary(t)
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--credentials-namespaces", "jeton-system,Not_A_Namespace"},
+			`--credentials-namespaces: "Not_A_Namespace" is not a valid namespace name`},
+		{[]string{"--max-concurrent-reconciles", "0"},
+			"--max-concurrent-reconciles must be at least 1"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			// No kubeconfig: flags are validated before anything touches a cluster.
+			cmd := exec.CommandContext(ctx, bin, tt.args...)
+			out, err := cmd.CombinedOutput()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() == 0 {
+				t.Fatalf("got %v, want a non-zero exit code; output:\n%s", err, out)
+			}
+			if !strings.Contains(string(out), tt.want) {
+				t.Errorf("output:\n%s\nwant it to contain %q", out, tt.want)
+			}
+		})
+	}
+}
