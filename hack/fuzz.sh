@@ -10,6 +10,7 @@ targets=(
   "FuzzValidateSIRET ./internal/siret"
   "FuzzNormalize ./internal/token"
   "FuzzDecode ./internal/token"
+  "FuzzClassify ./internal/probe"
 )
 
 for t in "${targets[@]}"; do

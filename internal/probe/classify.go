@@ -53,17 +53,38 @@ type body struct {
 	Data       json.RawMessage `json:"data"`
 }
 
-// firstCode returns the first error code of the body, whichever format it uses.
+// firstCode returns the first error code of the body, whichever format it uses. Only
+// codes that look like the APIs' own (00101, forbidden, too_many_requests) are kept: the
+// code goes into status, events and logs, and a proxy or a wrong base URL may put
+// anything there, the echoed token included (found by FuzzClassify).
 func (b body) firstCode() string {
 	for _, e := range b.Errors {
-		if e.Code != "" {
-			return e.Code
-		}
-		if e.Extensions.Code != "" {
-			return e.Extensions.Code
+		for _, c := range []string{e.Code, e.Extensions.Code} {
+			if c != "" {
+				if !plainCode(c) {
+					return ""
+				}
+				return c
+			}
 		}
 	}
 	return ""
+}
+
+// maxCodeLen is longer than any documented code and shorter than any token.
+const maxCodeLen = 24
+
+// plainCode reports whether c is short and made of ASCII letters, digits and underscores.
+func plainCode(c string) bool {
+	if len(c) > maxCodeLen {
+		return false
+	}
+	for _, r := range c {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // firstMessage returns the first GraphQL error message. Only used to recognise the
@@ -165,7 +186,13 @@ func classifyOK(api jetonv1alpha1.API, r Result, b body, parsed bool) Result {
 		r.Privileges = b.Scopes
 	case jetonv1alpha1.DemarchesNumeriques:
 		// GraphQL answers 200 for field-level errors: data is null and errors say why.
-		if d := strings.TrimSpace(string(b.Data)); d == "" || d == "null" || strings.Contains(d, `"demarche":null`) || len(b.Errors) > 0 {
+		// Decoded, not matched as text: `"demarche": null` and `{"data":{}}` are no démarche
+		// either (found by FuzzClassify).
+		var data struct {
+			Demarche json.RawMessage `json:"demarche"`
+		}
+		_ = json.Unmarshal(b.Data, &data)
+		if !strings.HasPrefix(string(data.Demarche), "{") || len(b.Errors) > 0 {
 			switch r.Code {
 			case "unauthorized":
 				r.Reason = jetonv1alpha1.ReasonInsufficientPrivileges
