@@ -33,7 +33,9 @@ help: ## Show this help.
 
 .PHONY: dev
 dev: tools control-plane ## Run everything locally: control plane, CRDs, samples, API emulator and the operator (Ctrl-C stops all).
-	go run ./hack/dev
+	@# Built, not `go run`: `go run` exits 1 on Ctrl-C even when everything stopped cleanly.
+	go build -o $(BIN)/jeton-dev ./hack/dev
+	$(BIN)/jeton-dev
 
 .PHONY: generate
 generate: tools ## Generate deepcopy code (zz_generated.deepcopy.go) from the API types.
