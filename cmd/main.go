@@ -48,7 +48,9 @@ type config struct {
 	maxConcurrentReconciles int
 	kubeAPIQPS              float64
 	kubeAPIBurst            int
-	zap                     zap.Options
+	// testProbeInterval is for the fault tests only (test/fault): see --test-probe-interval.
+	testProbeInterval time.Duration
+	zap               zap.Options
 }
 
 // parseFlags parses and validates args. operatorNamespace is the namespace the operator
@@ -72,6 +74,10 @@ func parseFlags(fs *flag.FlagSet, args []string, operatorNamespace string) (*con
 		"Steady rate of requests per second to the Kubernetes API server (client-side limit).")
 	fs.IntVar(&c.kubeAPIBurst, "kube-api-burst", 100,
 		"Burst of requests to the Kubernetes API server above --kube-api-qps.")
+	// For tests only: the CRD forbids intervals under 30s, which would make the fault tests
+	// that run this binary (test/fault) wait minutes. Never set it in a deployment.
+	fs.DurationVar(&c.testProbeInterval, "test-probe-interval", 0,
+		"TESTS ONLY: probe every TechnicalToken at this interval, overriding spec.interval and its 30s minimum. Do not set in production.")
 	c.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -87,6 +93,9 @@ func parseFlags(fs *flag.FlagSet, args []string, operatorNamespace string) (*con
 	if msgs := validation.IsDNS1123Label(c.leaderElectionNamespace); c.leaderElect && len(msgs) > 0 {
 		return nil, fmt.Errorf("--leader-election-namespace %q is not a valid namespace name: %s",
 			c.leaderElectionNamespace, strings.Join(msgs, "; "))
+	}
+	if c.testProbeInterval < 0 {
+		return nil, fmt.Errorf("--test-probe-interval must not be negative, got %s", c.testProbeInterval)
 	}
 	if c.maxConcurrentReconciles < 1 {
 		return nil, fmt.Errorf("--max-concurrent-reconciles must be at least 1, got %d", c.maxConcurrentReconciles)
@@ -181,6 +190,11 @@ func run(ctx context.Context, cfg *config) error {
 	opts := controllers.Options{
 		CredentialsNamespaces:   cfg.credentialsNamespaces,
 		MaxConcurrentReconciles: cfg.maxConcurrentReconciles,
+		ProbeInterval:           cfg.testProbeInterval,
+	}
+	if cfg.testProbeInterval > 0 {
+		log.Info("WARNING: --test-probe-interval is set: every TechnicalToken is probed at this interval, ignoring spec.interval; this flag is for tests only",
+			"testProbeInterval", cfg.testProbeInterval)
 	}
 	shutdown := gracefulShutdownTimeout
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
