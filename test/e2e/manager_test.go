@@ -90,64 +90,99 @@ func getLease(ctx context.Context) (*coordinationv1.Lease, error) {
 	return lease, err
 }
 
-func TestManagerLifecycle(t *testing.T) {
-	bin := managerBinary(t)
-	metricsAddr, probeAddr := freeAddr(t), freeAddr(t)
-	var output syncBuffer
-	cmd := exec.Command(bin,
-		"--kubeconfig", env.Kubeconfig,
+// managerProcess is a running manager binary.
+type managerProcess struct {
+	cmd         *exec.Cmd
+	output      *syncBuffer
+	exited      chan error
+	stopped     bool
+	metricsAddr string
+	probeAddr   string
+}
+
+// startManager starts the manager binary with kubeconfig, leader election in the
+// operator namespace, free ports and args. It is killed at the end of the test if still
+// running, and its output is logged if the test failed.
+func startManager(t *testing.T, kubeconfig string, args ...string) *managerProcess {
+	t.Helper()
+	p := &managerProcess{output: &syncBuffer{}, exited: make(chan error, 1),
+		metricsAddr: freeAddr(t), probeAddr: freeAddr(t)}
+	p.cmd = exec.Command(managerBinary(t), append([]string{
+		"--kubeconfig", kubeconfig,
 		"--leader-elect",
 		"--leader-election-namespace", operatorNamespace,
 		"--credentials-namespaces", operatorNamespace,
-		"--max-concurrent-reconciles", "3",
-		"--metrics-bind-address", metricsAddr,
-		"--health-probe-bind-address", probeAddr)
-	cmd.Stdout, cmd.Stderr = &output, &output
-	if err := cmd.Start(); err != nil {
+		"--metrics-bind-address", p.metricsAddr,
+		"--health-probe-bind-address", p.probeAddr}, args...)...)
+	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
+	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stopped := false
+	go func() { p.exited <- p.cmd.Wait() }()
 	t.Cleanup(func() {
-		if !stopped {
-			_ = cmd.Process.Kill()
-			<-exited
+		if !p.stopped {
+			_ = p.cmd.Process.Kill()
+			<-p.exited
 		}
 		if t.Failed() {
-			t.Logf("manager output:\n%s", output.String())
+			t.Logf("manager output:\n%s", p.output.String())
 		}
 	})
-	ctx := context.Background()
+	return p
+}
 
-	// eventuallyRunning is eventually, failing at once if the manager dies.
-	eventuallyRunning := func(what string, f func() error) {
-		t.Helper()
-		eventually(t, time.Minute, func() error {
-			select {
-			case err := <-exited:
-				stopped = true
-				t.Fatalf("the manager exited (%v) while waiting for %s", err, what)
-			default:
-			}
-			return f()
-		})
+// eventually is the package's eventually, failing at once if the manager dies.
+func (p *managerProcess) eventually(t *testing.T, what string, f func() error) {
+	t.Helper()
+	eventually(t, time.Minute, func() error {
+		select {
+		case err := <-p.exited:
+			p.stopped = true
+			t.Fatalf("the manager exited (%v) while waiting for %s", err, what)
+		default:
+		}
+		return f()
+	})
+}
+
+// stop sends SIGTERM; the manager must exit 0 within 45s.
+func (p *managerProcess) stop(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
 	}
-
-	eventuallyRunning("the lease", func() error {
-		lease, err := getLease(ctx)
+	select {
+	case err := <-p.exited:
+		p.stopped = true
 		if err != nil {
-			return err
+			t.Fatalf("the manager exited with %v after SIGTERM, want exit code 0", err)
 		}
-		if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
-			return errors.New("lease jeton.dev has no holder")
-		}
-		return nil
-	})
+	case <-time.After(45 * time.Second):
+		t.Fatal("the manager did not exit within 45s of SIGTERM")
+	}
+}
+
+// leaseHeld waits until the Lease jeton.dev has a holder.
+func leaseHeld(ctx context.Context) error {
+	lease, err := getLease(ctx)
+	if err != nil {
+		return err
+	}
+	if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
+		return errors.New("lease jeton.dev has no holder")
+	}
+	return nil
+}
+
+func TestManagerLifecycle(t *testing.T) {
+	ctx := context.Background()
+	p := startManager(t, env.Kubeconfig, "--max-concurrent-reconciles", "3")
+
+	p.eventually(t, "the lease", func() error { return leaseHeld(ctx) })
 
 	for _, path := range []string{"/healthz", "/readyz"} {
-		eventuallyRunning(path, func() error {
-			code, body, err := httpGet("http://" + probeAddr + path)
+		p.eventually(t, path, func() error {
+			code, body, err := httpGet("http://" + p.probeAddr + path)
 			if err != nil {
 				return err
 			}
@@ -158,8 +193,8 @@ func TestManagerLifecycle(t *testing.T) {
 		})
 	}
 
-	eventuallyRunning("/metrics", func() error {
-		code, body, err := httpGet("http://" + metricsAddr + "/metrics")
+	p.eventually(t, "/metrics", func() error {
+		code, body, err := httpGet("http://" + p.metricsAddr + "/metrics")
 		if err != nil {
 			return err
 		}
@@ -183,24 +218,12 @@ func TestManagerLifecycle(t *testing.T) {
 		return nil
 	})
 
-	if !strings.Contains(output.String(), `"credentialsNamespaces":["jeton-system"]`) {
-		t.Errorf("the manager did not log its configuration at start:\n%s", output.String())
+	if !strings.Contains(p.output.String(), `"credentialsNamespaces":["jeton-system"]`) {
+		t.Errorf("the manager did not log its configuration at start:\n%s", p.output.String())
 	}
 
-	// SIGTERM: a clean exit, within the graceful shutdown timeout, releasing the lease so
-	// that another replica takes over at once.
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		stopped = true
-		if err != nil {
-			t.Fatalf("the manager exited with %v after SIGTERM, want exit code 0", err)
-		}
-	case <-time.After(45 * time.Second):
-		t.Fatal("the manager did not exit within 45s of SIGTERM")
-	}
+	// SIGTERM: a clean exit, releasing the lease so that a standby replica takes over at once.
+	p.stop(t)
 	lease, err := getLease(ctx)
 	if err != nil {
 		t.Fatal(err)
