@@ -116,7 +116,10 @@ type ttPass struct {
 	events []ttEvent
 	// consumed: a probe result was recorded; the executor may drop it once status is written.
 	consumed *probe.Finished
-	requeue  time.Duration
+	// submit is a probe due now, handed to the executor once status is written (and the
+	// previous result consumed, else the executor would refuse it).
+	submit  *probe.Job
+	requeue time.Duration
 }
 
 type ttEvent struct {
@@ -161,6 +164,10 @@ func (r *TechnicalTokenReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		metrics.ObserveProbe(tt.Namespace, tt.Name, string(tt.Spec.API), string(tt.Spec.Environment), f.Reason, f.Latency)
 		log.FromContext(ctx).V(1).Info("probe recorded", "result", f.Reason, "httpStatus", f.HTTPStatus,
 			"code", f.Code, "latency", f.Latency, "fingerprint", tt.Status.TokenFingerprint)
+	}
+	if pass.submit != nil {
+		// Refused when already queued or in flight: its result will bring us back.
+		r.Executor.Submit(*pass.submit)
 	}
 	for _, e := range pass.events {
 		typ := corev1.EventTypeNormal
@@ -303,9 +310,8 @@ func (r *TechnicalTokenReconciler) reconcile(ctx context.Context, tt *jetonv1alp
 			if tt.Spec.DemarcheNumber != nil {
 				number = *tt.Spec.DemarcheNumber
 			}
-			// Refused when already queued or in flight: its result will bring us back.
-			r.Executor.Submit(probe.Job{Key: key, Fingerprint: fp, Generation: tt.Generation, Target: probe.Target{
-				API: tt.Spec.API, BaseURL: baseURL, Token: tok, DemarcheNumber: number, Timeout: timeout}})
+			pass.submit = &probe.Job{Key: key, Fingerprint: fp, Generation: tt.Generation, Target: probe.Target{
+				API: tt.Spec.API, BaseURL: baseURL, Token: tok, DemarcheNumber: number, Timeout: timeout}}
 			// Due now: keep a due time already passed, so the passes while the probe is
 			// in flight do not rewrite status.
 			if nt := tt.Status.NextProbeTime; nt == nil || nt.After(now) {

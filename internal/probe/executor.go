@@ -69,6 +69,8 @@ type entry struct {
 	result Finished
 	// forgotten: the owner is gone while the probe was running; drop the result.
 	forgotten bool
+	// cancel aborts the request in flight.
+	cancel context.CancelFunc
 }
 
 // Executor runs probes on a small pool of workers. Owners (the TechnicalToken reconciler)
@@ -150,9 +152,9 @@ func (e *Executor) Consume(key types.NamespacedName) {
 	}
 }
 
-// Cancel drops a queued probe or a waiting result of key. A probe in flight finishes (it
-// cannot be unsent) but its result is dropped, and the token cannot be submitted again
-// before it has finished: one request in flight per token, always.
+// Cancel drops a queued probe or a waiting result of key. A probe in flight is aborted and
+// its result dropped; the token cannot be submitted again before its worker has let go of
+// it: one request in flight per token, always.
 func (e *Executor) Cancel(key types.NamespacedName) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -162,6 +164,7 @@ func (e *Executor) Cancel(key types.NamespacedName) {
 	}
 	if en.state == running {
 		en.forgotten = true
+		en.cancel()
 		return
 	}
 	delete(e.entries, key)
@@ -222,9 +225,12 @@ func (e *Executor) next(ctx context.Context) bool {
 		return true
 	}
 	en.state = running
+	reqCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	en.cancel = cancel
 	e.mu.Unlock()
 
-	out := Check(ctx, e.opts.Client, job.Target, e.opts.Now)
+	out := Check(reqCtx, e.opts.Client, job.Target, e.opts.Now)
 	e.gate.Observe(key, job.Host(), out)
 
 	e.mu.Lock()
