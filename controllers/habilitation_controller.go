@@ -121,6 +121,9 @@ type result struct {
 	message      string
 	warning      bool
 	requeueAfter time.Duration
+	// onTransition, when set, runs once when the Ready reason changes to reason (an event
+	// on another object).
+	onTransition func()
 }
 
 func notReady(reason, format string, args ...any) result {
@@ -184,6 +187,9 @@ func (r *HabilitationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	h.Status.ObservedGeneration = h.Generation
 	if oldReason := conditions.ReadyReason(orig.Status.Conditions); oldReason != res.reason {
 		r.event(h, res.warning, res.reason, "Reconcile", res.message)
+		if res.onTransition != nil {
+			res.onTransition()
+		}
 	}
 	if !equality.Semantic.DeepEqual(orig.Status, h.Status) {
 		if err := r.Status().Patch(ctx, h, client.MergeFrom(orig)); err != nil {
@@ -197,14 +203,13 @@ func (r *HabilitationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 // removes the injected Secret: credentials fail closed.
 func (r *HabilitationReconciler) reconcile(ctx context.Context, h *jetonv1alpha1.Habilitation) (result, error) {
 	failClosed := func(res result) (result, error) {
-		removed, err := r.removeInjected(ctx, h.Namespace, h.Name, nil)
-		if err != nil {
+		if _, err := r.removeInjected(ctx, h.Namespace, h.Name, nil); err != nil {
 			return result{}, err
 		}
 		h.Status.TargetSecret = nil
-		if removed > 0 {
-			res.message += " The injected Secret was removed (fail closed)."
-		}
+		// The same words whether or not this pass removed a Secret: a stable message
+		// makes no status write on the next pass.
+		res.message += " Nothing is injected meanwhile (fail closed)."
 		return res, nil
 	}
 
@@ -215,7 +220,7 @@ func (r *HabilitationReconciler) reconcile(ctx context.Context, h *jetonv1alpha1
 			return result{}, err
 		}
 		return failClosed(notReady(jetonv1alpha1.ReasonClientNotFound,
-			"PublicClient %q does not exist: create it, or fix spec.clientRef.name (immutable: recreate the Habilitation). Nothing is injected meanwhile.", h.Spec.ClientRef.Name))
+			"PublicClient %q does not exist: create it, or fix spec.clientRef.name (immutable: recreate the Habilitation).", h.Spec.ClientRef.Name))
 	}
 	if !c.DeletionTimestamp.IsZero() {
 		return failClosed(notReady(jetonv1alpha1.ReasonClientDeleting,
@@ -226,7 +231,7 @@ func (r *HabilitationReconciler) reconcile(ctx context.Context, h *jetonv1alpha1
 		if err != nil {
 			return result{}, err
 		}
-		return failClosed(notReady(jetonv1alpha1.ReasonClientNotReady, "%s Nothing is injected until the PublicClient is Ready.", msg))
+		return failClosed(notReady(jetonv1alpha1.ReasonClientNotReady, "%s See the PublicClient's Ready condition.", msg))
 	}
 
 	// The token.
@@ -270,9 +275,20 @@ func (r *HabilitationReconciler) reconcile(ctx context.Context, h *jetonv1alpha1
 			"the token in Secret %s/%s (fingerprint %s) is the technical token of TechnicalToken %s/%s: a technical token must never reach a client workload. Put this client's own token in the Secret.",
 			h.Namespace, ref.Name, fp, verdict.With.Namespace, verdict.With.Name))
 	case injection.TokenConflict:
-		return failClosed(stalled(jetonv1alpha1.ReasonTokenConflict,
+		res := stalled(jetonv1alpha1.ReasonTokenConflict,
 			"the token in Secret %s/%s (fingerprint %s) is already bound to client %q by Habilitation %s/%s, which is older: a token must serve one client only. Put client %q's own token in the Secret.",
-			h.Namespace, ref.Name, fp, verdict.With.Client, verdict.With.Namespace, verdict.With.Name, h.Spec.ClientRef.Name))
+			h.Namespace, ref.Name, fp, verdict.With.Client, verdict.With.Namespace, verdict.With.Name, h.Spec.ClientRef.Name)
+		// The older binding keeps working, but its owners must know that their token was
+		// handed to another client: it may have leaked and need regenerating.
+		res.onTransition = func() {
+			winner := &jetonv1alpha1.Habilitation{}
+			if err := r.Get(ctx, types.NamespacedName{Namespace: verdict.With.Namespace, Name: verdict.With.Name}, winner); err == nil {
+				r.event(winner, true, jetonv1alpha1.ReasonTokenConflict, "Arbitrate", fmt.Sprintf(
+					"Habilitation %s/%s of client %q holds the same token (fingerprint %s) and was refused; this Habilitation keeps it. If the token was handed out by mistake, regenerate it.",
+					h.Namespace, h.Name, h.Spec.ClientRef.Name, fp))
+			}
+		}
+		return failClosed(res)
 	}
 
 	// The target Secret.

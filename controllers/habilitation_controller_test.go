@@ -210,9 +210,8 @@ func TestHabilitationRemovesSecretWhenSourceBreaks(t *testing.T) {
 	got := waitHab(t, h, metav1.ConditionFalse, jetonv1alpha1.ReasonInvalidToken)
 	waitGone(t, pc.TargetNamespace(), h.Name)
 	waitHabEvent(t, h, corev1.EventTypeNormal, "Removed")
-	if msg := meta.FindStatusCondition(got.Status.Conditions, jetonv1alpha1.ConditionReady).Message; !strings.Contains(msg, "removed (fail closed)") {
-		// The message is written in the same pass that removes the Secret.
-		t.Logf("message: %s", msg)
+	if msg := meta.FindStatusCondition(got.Status.Conditions, jetonv1alpha1.ConditionReady).Message; !strings.Contains(msg, "fail closed") {
+		t.Errorf("message %q does not say that nothing is injected", msg)
 	}
 
 	src.Data = tokenData(tok)
@@ -249,6 +248,10 @@ func TestHabilitationTokenConflict(t *testing.T) {
 		t.Errorf("kstatus %s, want Failed", s)
 	}
 	waitHabEvent(t, newer, corev1.EventTypeWarning, jetonv1alpha1.ReasonTokenConflict)
+	// The owner hears of it too: its token was handed to another client.
+	if note := waitHabEvent(t, older, corev1.EventTypeWarning, jetonv1alpha1.ReasonTokenConflict); !strings.Contains(note, newer.Name) {
+		t.Errorf("event on the older Habilitation %q does not name the refused one", note)
+	}
 	assertNoInjectedSecrets(t, y.TargetNamespace())
 	// The older binding keeps working, untouched.
 	waitHab(t, older, metav1.ConditionTrue, jetonv1alpha1.ReasonInjected)

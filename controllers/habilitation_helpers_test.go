@@ -44,7 +44,7 @@ func rememberToken(tok string) string {
 
 // issueJWT returns a fresh API Entreprise-like token (unique jti) expiring at exp with the
 // given scopes.
-func issueJWT(t *testing.T, exp time.Time, scopes ...string) string {
+func issueJWT(t testing.TB, exp time.Time, scopes ...string) string {
 	t.Helper()
 	if scopes == nil {
 		scopes = []string{"unites_legales_etablissements_siege"}
