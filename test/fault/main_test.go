@@ -1,0 +1,320 @@
+// Package fault runs the real operator binary (cmd/, built once per package run) as child
+// processes against a real control plane and breaks things under it: SIGKILL at random
+// points of convergence, an API server restart, two replicas with leader election, an API
+// answering 429s and 5xx bursts. The default run is kept short for `make test`; longer
+// variants run with `go test ./test/fault -fault.long` or JETON_FAULT_LONG=1.
+//
+// Randomness is seeded and logged: rerun a failure with JETON_FAULT_SEED=<seed>.
+package fault
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jeton-dev/jeton/internal/siret"
+	"github.com/jeton-dev/jeton/internal/testenv"
+)
+
+var (
+	env *testenv.Env
+	// operatorBin is the manager binary, built once in TestMain.
+	operatorBin string
+	long        = flag.Bool("fault.long", os.Getenv("JETON_FAULT_LONG") == "1",
+		"run the longer fault variants (more objects, more kills, more restarts)")
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "jeton-fault-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fault:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+
+	e, err := testenv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fault:", err)
+		return 1
+	}
+	env = e
+	defer func() {
+		if err := env.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "fault: stopping the control plane:", err)
+		}
+		for _, d := range certDirs {
+			_ = os.RemoveAll(d)
+		}
+	}()
+
+	// Built as shipped (CGO off, like the image), once for every test of the package.
+	operatorBin = filepath.Join(dir, "jeton")
+	build := exec.Command("go", "build", "-o", operatorBin, "./cmd")
+	build.Dir = env.Root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "fault: go build ./cmd: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// seeded returns the test's random source: JETON_FAULT_SEED when set, else a fresh seed,
+// logged so that a failure can be replayed.
+func seeded(t *testing.T) *rand.Rand {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("JETON_FAULT_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("JETON_FAULT_SEED=%q: %v", s, err)
+		}
+		seed = v
+	}
+	t.Logf("random seed %d (replay with JETON_FAULT_SEED=%d)", seed, seed)
+	return rand.New(rand.NewPCG(seed, seed))
+}
+
+// waitFor polls cond every 50ms until it returns nil, and fails the test with the last
+// error when the deadline passes. Tests wait on conditions, never on the clock.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func(ctx context.Context) error) {
+	t.Helper()
+	if err := poll(timeout, 50*time.Millisecond, cond); err != nil {
+		t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
+	}
+}
+
+// poll runs cond every interval until it returns nil (poll returns nil) or timeout passes
+// (poll returns cond's last error).
+func poll(timeout, interval time.Duration, cond func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		last := cond(ctx)
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return last
+		case <-tick.C:
+		}
+	}
+}
+
+// operator is one running jeton manager process.
+type operator struct {
+	name        string
+	cmd         *exec.Cmd
+	out         *syncBuffer
+	metricsAddr string
+	done        chan struct{} // closed when the process has exited
+	exitErr     error
+}
+
+// startOperator starts the manager binary against the test control plane. extra flags
+// come after the defaults and override them. The process is killed when the test ends;
+// its output is logged when the test failed.
+func startOperator(t *testing.T, name, credentialsNamespace string, extra ...string) *operator {
+	t.Helper()
+	o := &operator{name: name, out: &syncBuffer{}, metricsAddr: freeAddr(t), done: make(chan struct{})}
+	args := append([]string{
+		"--kubeconfig", env.Kubeconfig,
+		"--credentials-namespaces", credentialsNamespace,
+		"--metrics-bind-address", o.metricsAddr,
+		"--health-probe-bind-address", freeAddr(t),
+		// Debug logs: more places a token could leak from, and all of them are checked.
+		"--zap-log-level", "debug",
+	}, extra...)
+	o.cmd = exec.Command(operatorBin, args...)
+	o.cmd.Stdout, o.cmd.Stderr = o.out, o.out
+	if err := o.cmd.Start(); err != nil {
+		t.Fatalf("starting operator %s: %v", name, err)
+	}
+	go func() {
+		o.exitErr = o.cmd.Wait()
+		close(o.done)
+	}()
+	t.Cleanup(func() {
+		o.kill(t)
+		if t.Failed() {
+			t.Logf("operator %s output (last 60 lines):\n%s", name, lastLines(o.out.String(), 60))
+		}
+	})
+	return o
+}
+
+// kill sends SIGKILL, as a node failure or the OOM killer would, and waits for the exit.
+func (o *operator) kill(t *testing.T) {
+	t.Helper()
+	select {
+	case <-o.done:
+		return
+	default:
+	}
+	_ = o.cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-o.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("operator %s did not exit 30s after SIGKILL", o.name)
+	}
+}
+
+// running reports whether the process has not exited.
+func (o *operator) running() bool {
+	select {
+	case <-o.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// metric sums the samples of a metric family on the operator's /metrics whose label set
+// contains every one of labels (each written `name="value"`). found is false when the
+// family has no such sample.
+func (o *operator) metric(name string, labels ...string) (sum float64, found bool, err error) {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + o.metricsAddr + "/metrics")
+	if err != nil {
+		return 0, false, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, false, fmt.Errorf("GET /metrics of %s: %s", o.name, resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") || !strings.HasPrefix(line, name) {
+			continue
+		}
+		series, value, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		metric, labelSet, _ := strings.Cut(series, "{")
+		if metric != name {
+			continue
+		}
+		match := true
+		for _, l := range labels {
+			if !strings.Contains(labelSet, l) {
+				match = false
+				break
+			}
+		}
+		if !match {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			return 0, false, fmt.Errorf("metric line %q: %v", line, err)
+		}
+		sum += v
+		found = true
+	}
+	return sum, found, sc.Err()
+}
+
+// freeAddr returns a loopback address with a port nobody listens on right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// syncBuffer collects a child's output while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// randomSIRET returns a valid SIRET (14 digits, Luhn checksum) outside La Poste's SIREN.
+func randomSIRET(r *rand.Rand) string {
+	for {
+		b := make([]byte, 13, 14)
+		for i := range b {
+			b[i] = byte('0' + r.IntN(10))
+		}
+		if strings.HasPrefix(string(b), "356000000") {
+			continue
+		}
+		for d := byte('0'); d <= '9'; d++ {
+			s := string(append(b, d))
+			if siret.Validate(s) == nil {
+				return s
+			}
+		}
+	}
+}
+
+// suffix returns a short random DNS-label suffix, so that the cluster-scoped objects of
+// one test never collide with another's.
+func suffix(r *rand.Rand) string {
+	const letters = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, 5)
+	for i := range b {
+		b[i] = letters[r.IntN(len(letters))]
+	}
+	return string(b)
+}
+
+// noTokenIn fails the test if any token, or the secret part of one (a JWT's signature),
+// appears in text: operator logs, events, status.
+func noTokenIn(t *testing.T, where, text string, tokens []string) {
+	t.Helper()
+	for _, tok := range tokens {
+		secret := tok
+		if i := strings.LastIndexByte(tok, '.'); i >= 0 {
+			secret = tok[i+1:]
+		}
+		if strings.Contains(text, secret) {
+			t.Errorf("%s contains a token (fingerprint-worthy secret leaked)", where)
+			return
+		}
+	}
+}
