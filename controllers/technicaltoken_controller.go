@@ -253,10 +253,10 @@ func (r *TechnicalTokenReconciler) reconcile(ctx context.Context, tt *jetonv1alp
 		threshold = ttDefaultThreshold
 	}
 
-	// A finished probe about this very token goes into status; one about a token that has
-	// since been replaced says nothing about the new one and is dropped.
 	// A new token or a new spec is probed at once rather than at the next interval.
 	probeNow := prevFP != fp || prevGen != tt.Generation
+	// A finished probe about this very token goes into status; one about a token that has
+	// since been replaced says nothing about the new one and is dropped.
 	if f, ok := r.Executor.Result(key); ok {
 		if f.Fingerprint == fp {
 			pass.events = append(pass.events, recordProbe(&tt.Status, f, threshold)...)
