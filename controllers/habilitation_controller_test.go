@@ -319,8 +319,8 @@ func TestHabilitationRefusesTechnicalToken(t *testing.T) {
 		Spec: jetonv1alpha1.TechnicalTokenSpec{
 			API:            jetonv1alpha1.APIEntreprise,
 			BaseURL:        "http://127.0.0.1:1",
-			Interval:       metav1.Duration{Duration: 5 * time.Minute},
-			Timeout:        metav1.Duration{Duration: 10 * time.Second},
+			Interval:       &metav1.Duration{Duration: 5 * time.Minute},
+			Timeout:        &metav1.Duration{Duration: 10 * time.Second},
 			TokenSecretRef: jetonv1alpha1.SecretKeyReference{Name: ttSecret.Name, Key: "token"},
 			Suspend:        true, // never probe: this test is about injection
 		},

@@ -303,7 +303,7 @@ func (r *TechnicalTokenReconciler) reconcile(ctx context.Context, tt *jetonv1alp
 			pass.requeue = minPositive(pass.requeue, due.Sub(now))
 		} else {
 			timeout := ttDefaultTimeout
-			if tt.Spec.Timeout.Duration > 0 {
+			if tt.Spec.Timeout != nil && tt.Spec.Timeout.Duration > 0 {
 				timeout = tt.Spec.Timeout.Duration
 			}
 			var number int64
@@ -417,6 +417,9 @@ func (r *TechnicalTokenReconciler) setTokenStatus(tt *jetonv1alpha1.TechnicalTok
 func (r *TechnicalTokenReconciler) interval(tt *jetonv1alpha1.TechnicalToken) time.Duration {
 	if r.Options.ProbeInterval > 0 {
 		return r.Options.ProbeInterval
+	}
+	if tt.Spec.Interval == nil {
+		return ttDefaultInterval
 	}
 	return cmp.Or(tt.Spec.Interval.Duration, ttDefaultInterval)
 }

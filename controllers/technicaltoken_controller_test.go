@@ -67,8 +67,8 @@ func newTT(t *testing.T, namespace string, api jetonv1alpha1.API, baseURL, secre
 			TokenSecretRef: jetonv1alpha1.SecretKeyReference{Name: secretName, Key: "token"},
 			// metav1.Duration is a struct: omitempty does not omit it, so a Go client sends
 			// "0s" unless these are set (the CRD defaults apply only to absent fields).
-			Interval: metav1.Duration{Duration: 5 * time.Minute},
-			Timeout:  metav1.Duration{Duration: 10 * time.Second},
+			Interval: &metav1.Duration{Duration: 5 * time.Minute},
+			Timeout:  &metav1.Duration{Duration: 10 * time.Second},
 		},
 	}
 	if api == jetonv1alpha1.DemarchesNumeriques {
@@ -201,7 +201,7 @@ func TestTechnicalTokenClassifications(t *testing.T) {
 			s := tokenSecret(t, credNS, tokenData(tok))
 			tt := newTT(t, credNS, tc.api, url, s.Name, func(tt *jetonv1alpha1.TechnicalToken) {
 				tt.Spec.FailureThreshold = 1
-				tt.Spec.Timeout = metav1.Duration{Duration: time.Second} // Slow answers after 30s
+				tt.Spec.Timeout = &metav1.Duration{Duration: time.Second} // Slow answers after 30s
 			})
 			want := metav1.ConditionFalse
 			if tc.reason == jetonv1alpha1.ReasonProbeSucceeded {
@@ -353,7 +353,7 @@ func TestTechnicalTokenSlowAPIDoesNotDelayOthers(t *testing.T) {
 	slowTok, slowID := ttMint(t, slowEm, jetonv1alpha1.APIEntreprise, emulator.Slow, emulator.MintOptions{}) // answers after 30s
 	s1 := tokenSecret(t, credNS, tokenData(slowTok))
 	slow := newTT(t, credNS, jetonv1alpha1.APIEntreprise, slowURL, s1.Name, func(tt *jetonv1alpha1.TechnicalToken) {
-		tt.Spec.Timeout = metav1.Duration{Duration: time.Minute}
+		tt.Spec.Timeout = &metav1.Duration{Duration: time.Minute}
 	})
 	waitFor(t, ttTimeout, "the slow probe in flight", func(context.Context) error {
 		if slowEm.MaxInFlight(slowID) != 1 {

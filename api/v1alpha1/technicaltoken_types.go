@@ -7,7 +7,7 @@ import (
 // TechnicalTokenSpec is the vendor's technical token for one API. It is probed against the
 // API's own token check and never injected anywhere.
 // +kubebuilder:validation:XValidation:rule="self.api != 'DemarchesNumeriques' || has(self.demarcheNumber)",message="demarcheNumber is required for DemarchesNumeriques: the probe asks for one démarche the token can read"
-// +kubebuilder:validation:XValidation:rule="duration(self.timeout) < duration(self.interval)",message="timeout must be shorter than interval"
+// +kubebuilder:validation:XValidation:rule="!has(self.timeout) || !has(self.interval) || duration(self.timeout) < duration(self.interval)",message="timeout must be shorter than interval"
 type TechnicalTokenSpec struct {
 	// api the token is for.
 	API API `json:"api"`
@@ -30,13 +30,13 @@ type TechnicalTokenSpec struct {
 	// +kubebuilder:default="5m"
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('30s')",message="interval must be at least 30s: probing faster risks the API's rate limits and a 12-hour IP ban"
 	// +optional
-	Interval metav1.Duration `json:"interval,omitempty"`
+	Interval *metav1.Duration `json:"interval,omitempty"`
 
 	// timeout of one probe request (default 10s).
 	// +kubebuilder:default="10s"
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="timeout must be positive"
 	// +optional
-	Timeout metav1.Duration `json:"timeout,omitempty"`
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
 
 	// failureThreshold is how many consecutive failed probes make the token not Ready (default 3).
 	// +kubebuilder:default=3

@@ -408,8 +408,16 @@ func (in *TechnicalTokenList) DeepCopyObject() runtime.Object {
 func (in *TechnicalTokenSpec) DeepCopyInto(out *TechnicalTokenSpec) {
 	*out = *in
 	out.TokenSecretRef = in.TokenSecretRef
-	out.Interval = in.Interval
-	out.Timeout = in.Timeout
+	if in.Interval != nil {
+		in, out := &in.Interval, &out.Interval
+		*out = new(v1.Duration)
+		**out = **in
+	}
+	if in.Timeout != nil {
+		in, out := &in.Timeout, &out.Timeout
+		*out = new(v1.Duration)
+		**out = **in
+	}
 	if in.DemarcheNumber != nil {
 		in, out := &in.DemarcheNumber, &out.DemarcheNumber
 		*out = new(int64)
