@@ -65,7 +65,7 @@ func startManager() error {
 	logger := zap.New(zap.WriteTo(&logs), zap.Level(zapcore.Level(-5)), zap.UseDevMode(false))
 	ctrl.SetLogger(logger)
 
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background())
 	testOptions = Options{
 		CredentialsNamespaces:   []string{credNS},
 		MaxConcurrentReconciles: 4,
@@ -74,6 +74,7 @@ func startManager() error {
 		ProbeInterval: time.Second,
 	}
 	if err := k8sClient.Create(ctx, namespaceObject(credNS)); err != nil {
+		cancel()
 		return err
 	}
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
@@ -83,17 +84,22 @@ func startManager() error {
 		Logger:  logger,
 	})
 	if err != nil {
+		cancel()
 		return err
 	}
 	if err := Setup(ctx, mgr, testOptions); err != nil {
+		cancel()
 		return err
 	}
+	stopped := make(chan struct{})
 	go func() {
+		defer close(stopped)
 		if err := mgr.Start(ctx); err != nil {
 			fmt.Fprintln(os.Stderr, "manager stopped:", err)
 			os.Exit(1)
 		}
 	}()
+	env.Cleanup(func() { cancel(); <-stopped })
 	if !mgr.GetCache().WaitForCacheSync(ctx) {
 		return fmt.Errorf("cache did not sync")
 	}

@@ -34,6 +34,14 @@ type Env struct {
 	// Root is the repository root.
 	Root string
 	dir  string
+	// cleanups run before the control plane stops, last registered first.
+	cleanups []func()
+}
+
+// Cleanup registers f to run when the Env stops, before the control plane does: stopping a
+// manager first lets kube-apiserver shut down at once instead of waiting on its watches.
+func (e *Env) Cleanup(f func()) {
+	e.cleanups = append(e.cleanups, f)
 }
 
 // Scheme returns a scheme with the built-in types and jeton's API.
@@ -117,6 +125,10 @@ func Start() (*Env, error) {
 
 // Stop stops the control plane and removes temporary files.
 func (e *Env) Stop() error {
+	for i := len(e.cleanups) - 1; i >= 0; i-- {
+		e.cleanups[i]()
+	}
+	e.cleanups = nil
 	if e.dir != "" {
 		_ = os.RemoveAll(e.dir)
 	}
