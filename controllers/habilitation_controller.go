@@ -468,6 +468,13 @@ func (r *HabilitationReconciler) applyTarget(ctx context.Context, h *jetonv1alph
 		if injection.UpToDate(existing, desired) {
 			return false, false, nil
 		}
+		if existing.Type != desired.Type || hasForeignKeys(existing.Data, desired.Data) {
+			// Keys added by hand belong to their field manager and a Secret's type is
+			// immutable: server-side apply can fix neither, so the Secret is recreated.
+			if err := r.Delete(ctx, existing, client.Preconditions{UID: &existing.UID}); err != nil && !apierrors.IsNotFound(err) {
+				return false, false, fmt.Errorf("recreating Secret %s: %w", key, err)
+			}
+		}
 	}
 	ac := corev1ac.Secret(desired.Name, desired.Namespace).
 		WithLabels(desired.Labels).
@@ -480,6 +487,16 @@ func (r *HabilitationReconciler) applyTarget(ctx context.Context, h *jetonv1alph
 	}
 	log.FromContext(ctx).V(1).Info("injected token", "secret", key.String(), "fingerprint", desired.Annotations[jetonv1alpha1.AnnotationTokenFingerprint])
 	return true, false, nil
+}
+
+// hasForeignKeys reports whether have holds a key that want does not.
+func hasForeignKeys(have, want map[string][]byte) bool {
+	for k := range have {
+		if _, ok := want[k]; !ok {
+			return true
+		}
+	}
+	return false
 }
 
 // removeInjected deletes the Secrets injected for the Habilitation namespace/name, except

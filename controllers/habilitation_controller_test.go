@@ -575,6 +575,24 @@ func TestHabilitationDriftIsRestored(t *testing.T) {
 	}
 	waitTarget(t, s.Namespace, s.Name, tok)
 
+	// A key added by hand belongs to its field manager, so apply alone cannot drop it:
+	// the Secret must still end up holding exactly jeton's keys.
+	s, _ = getSecret(ctx, s.Namespace, s.Name)
+	s.Data["EXTRA"] = []byte("added by hand")
+	if err := k8sClient.Update(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, habTimeout, "hand-added key removed", func(ctx context.Context) error {
+		got, err := getSecret(ctx, s.Namespace, s.Name)
+		if err != nil {
+			return err
+		}
+		if _, ok := got.Data["EXTRA"]; ok || string(got.Data["TOKEN"]) != tok {
+			return fmt.Errorf("keys %v", slices.Sorted(maps.Keys(got.Data)))
+		}
+		return nil
+	})
+
 	if err := k8sClient.Delete(ctx, s); err != nil {
 		t.Fatal(err)
 	}
