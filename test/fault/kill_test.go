@@ -36,7 +36,9 @@ func TestKillAtRandomPoints(t *testing.T) {
 
 	var ops []*operator
 	start := func() *operator {
-		o := startOperator(t, fmt.Sprintf("kill-%d", len(ops)+1), credNS)
+		// A low client-side rate limit stretches convergence over seconds, so that the
+		// kill points land inside it rather than after it.
+		o := startOperator(t, fmt.Sprintf("kill-%d", len(ops)+1), credNS, "--kube-api-qps", "20", "--kube-api-burst", "10")
 		ops = append(ops, o)
 		return o
 	}

@@ -43,11 +43,10 @@ func TestProbeHonoursRetryAfterAndRecovers(t *testing.T) {
 	tt := &jetonv1alpha1.TechnicalToken{
 		ObjectMeta: metav1.ObjectMeta{Namespace: credNS, Name: "api-entreprise"},
 		Spec: jetonv1alpha1.TechnicalTokenSpec{
-			API:              jetonv1alpha1.APIEntreprise,
-			BaseURL:          srv.URL,
-			TokenSecretRef:   jetonv1alpha1.SecretKeyReference{Name: "technical-token", Key: "token"},
-			Interval:         metav1.Duration{Duration: 30 * time.Second}, // overridden by --test-probe-interval
-			Timeout:          metav1.Duration{Duration: 5 * time.Second},
+			API:            jetonv1alpha1.APIEntreprise,
+			BaseURL:        srv.URL,
+			TokenSecretRef: jetonv1alpha1.SecretKeyReference{Name: "technical-token", Key: "token"},
+			// spec.interval keeps its default: --test-probe-interval overrides it.
 			FailureThreshold: 2,
 		},
 	}
