@@ -165,6 +165,7 @@ func createFleet(ctx context.Context, c client.Client, emu *emulator.Server, f *
 // createDeployments gives each client namespace a Deployment that reads the injected
 // Secret through envFrom, so a rotation has a workload to restart.
 func createDeployments(ctx context.Context, c client.Client, f *fleet) error {
+	yes, no := true, false
 	return parallel(ctx, len(f.habs), setupWorkers, func(ctx context.Context, i int) error {
 		h := f.habs[i]
 		sel := map[string]string{"app": "web"}
@@ -174,11 +175,18 @@ func createDeployments(ctx context.Context, c client.Client, f *fleet) error {
 				Selector: &metav1.LabelSelector{MatchLabels: sel},
 				Template: corev1.PodTemplateSpec{
 					ObjectMeta: metav1.ObjectMeta{Labels: sel},
-					Spec: corev1.PodSpec{Containers: []corev1.Container{{
-						Name: "web", Image: "registry.invalid/web:1",
-						EnvFrom: []corev1.EnvFromSource{{Prefix: "API_ENTREPRISE_",
-							SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: h.TargetSecretName()}}}},
-					}}},
+					Spec: corev1.PodSpec{
+						// Pod Security "restricted" (the client namespace's level), so restart
+						// patches draw no admission warnings.
+						SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: &yes,
+							SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+						Containers: []corev1.Container{{
+							Name: "web", Image: "registry.invalid/web:1",
+							SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: &no,
+								Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
+							EnvFrom: []corev1.EnvFromSource{{Prefix: "API_ENTREPRISE_",
+								SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: h.TargetSecretName()}}}},
+						}}},
 				},
 			},
 		}

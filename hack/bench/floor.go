@@ -114,7 +114,7 @@ func event(obj client.Object, kind, reason, note string) *eventsv1.Event {
 		ns = metav1.NamespaceDefault // events about cluster-scoped objects
 	}
 	return &eventsv1.Event{
-		ObjectMeta:          metav1.ObjectMeta{GenerateName: obj.GetName() + ".", Namespace: ns},
+		ObjectMeta:          metav1.ObjectMeta{GenerateName: obj.GetName() + "-", Namespace: ns},
 		EventTime:           metav1.NowMicro(),
 		ReportingController: "jeton",
 		ReportingInstance:   "jeton-bench-floor",

@@ -23,6 +23,8 @@ type probeResult struct {
 	goroutines  float64 // highest go_goroutines seen
 	peakRSS     float64
 	perTokenMin float64 // mean requests per token per minute
+	// gap is the median time between two requests of the same token (whole run).
+	gap time.Duration
 	// maxTokenMin is the most requests one token made in any 60-second span.
 	maxTokenMin int
 	// maxHostMin is the most requests one API (one host, so one per-IP budget) got in any
@@ -94,8 +96,8 @@ func runProbes(ctx context.Context, cfg benchConfig, opArgs operatorArgs) (probe
 			Spec: jetonv1alpha1.TechnicalTokenSpec{
 				API: api, BaseURL: baseURL[api],
 				TokenSecretRef: jetonv1alpha1.SecretKeyReference{Name: src.Name, Key: "token"},
-				Interval:       metav1.Duration{Duration: cfg.probeInterval},
-				Timeout:        metav1.Duration{Duration: 10 * time.Second},
+				Interval:       &metav1.Duration{Duration: cfg.probeInterval},
+				Timeout:        &metav1.Duration{Duration: 10 * time.Second},
 			},
 		}
 		if api == jetonv1alpha1.DemarchesNumeriques {
@@ -180,6 +182,7 @@ func runProbes(ctx context.Context, cfg benchConfig, opArgs operatorArgs) (probe
 	res.writesPerMin = (ss.apiWrites() - fromWrites) / minutes
 
 	inWindow := 0
+	var gaps []float64
 	byHost := map[jetonv1alpha1.API][]time.Time{}
 	for i, id := range ids {
 		var times []time.Time
@@ -193,9 +196,13 @@ func runProbes(ctx context.Context, cfg benchConfig, opArgs operatorArgs) (probe
 			}
 		}
 		slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+		for j := 1; j < len(times); j++ {
+			gaps = append(gaps, times[j].Sub(times[j-1]).Seconds())
+		}
 		res.maxTokenMin = max(res.maxTokenMin, maxInWindow(times, time.Minute))
 		byHost[apis[i]] = append(byHost[apis[i]], times...)
 	}
+	res.gap = time.Duration(median(gaps) * float64(time.Second))
 	res.perTokenMin = float64(inWindow) / float64(cfg.probeTokens) / minutes
 	for api, times := range byHost {
 		slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
