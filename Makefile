@@ -63,6 +63,13 @@ test: tools control-plane check-generated vet ## Check generated files, vet, run
 	bash hack/test-alerts.sh
 	@if [[ -f hack/fuzz.sh ]]; then bash hack/fuzz.sh; else echo "hack/fuzz.sh absent: skipping fuzzing"; fi
 
+# Flags of `make bench`, e.g. BENCH_FLAGS="-quick" or BENCH_FLAGS="-n 2000 -runs 5".
+BENCH_FLAGS ?=
+
+.PHONY: bench
+bench: control-plane ## Benchmark the operator on a local control plane (about 15 min; BENCH_FLAGS=-quick for a smoke run). See docs/benchmarks.md.
+	go run ./hack/bench $(BENCH_FLAGS)
+
 ##@ Build
 
 .PHONY: build
