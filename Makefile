@@ -77,8 +77,8 @@ build: ## Build the manager binary into bin/jeton.
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/jeton ./cmd
 
 .PHONY: run
-run: ## Run the manager from your machine against the cluster of the current KUBECONFIG.
-	go run ./cmd --credentials-namespaces=$(CREDENTIALS_NAMESPACES)
+run: build ## Run the manager from your machine against the cluster of the current KUBECONFIG.
+	$(BIN)/jeton --credentials-namespaces=$(CREDENTIALS_NAMESPACES)
 
 .PHONY: docker-build
 docker-build: ## Build the container image IMG (e.g. make docker-build IMG=registry.example/jeton:v0.1.0).
