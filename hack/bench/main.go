@@ -168,18 +168,19 @@ func run(ctx context.Context, cfg benchConfig) error {
 
 // runResult is one convergence run.
 type runResult struct {
-	converge, floor   time.Duration
-	opWritesPerClient float64
-	opWritesByMethod  map[string]float64
-	steadyWrites      float64
-	steadyByMethod    map[string]float64
-	peakRSS           float64
-	cpu               time.Duration
-	rotations         rotationResult
-	rotSecretP50      float64
-	rotSecretP99      float64
-	rotWorkloadP50    float64
-	rotWorkloadP99    float64
+	converge, floor     time.Duration
+	opWritesPerClient   float64
+	opRequestsPerClient float64 // every verb: writes, gets and lists
+	opWritesByMethod    map[string]float64
+	steadyWrites        float64
+	steadyByMethod      map[string]float64
+	peakRSS             float64
+	cpu                 time.Duration
+	rotations           rotationResult
+	rotSecretP50        float64
+	rotSecretP99        float64
+	rotWorkloadP50      float64
+	rotWorkloadP99      float64
 }
 
 func writesByMethod(ss samples) map[string]float64 {
@@ -232,6 +233,7 @@ func convergenceRun(ctx context.Context, cfg benchConfig, opArgs operatorArgs, r
 		return res, err
 	}
 	res.opWritesPerClient = ss.apiWrites() / float64(n)
+	res.opRequestsPerClient = ss.sum("rest_client_requests_total", nil) / float64(n)
 	res.opWritesByMethod = writesByMethod(ss)
 	ps, err := readProcStats(op.pid())
 	if err != nil {
@@ -420,6 +422,7 @@ func (rep report) write(w io.Writer) {
 		fmt.Fprintf(w, "| Floor: the same writes by a plain client (%d workers) | %s | | |\n", 2*cfg.workers, fmtSeconds(floor))
 		fmt.Fprintf(w, "| Ratio operator / floor | %.2f | < 1.5 | %s |\n", ratio, yesNo(ratio < 1.5))
 		fmt.Fprintf(w, "| API writes per client: operator / floor | %.2f / %d | | |\n", med(func(r runResult) float64 { return r.opWritesPerClient }), floorWritesPerClient)
+		fmt.Fprintf(w, "| API requests of every verb per client: operator / floor | %.2f / %d | | |\n", med(func(r runResult) float64 { return r.opRequestsPerClient }), floorWritesPerClient)
 		fmt.Fprintf(w, "| Operator CPU / peak RSS during convergence | %.1f s / %s | | |\n", med(func(r runResult) float64 { return r.cpu.Seconds() }), fmtMiB(med(func(r runResult) float64 { return r.peakRSS })))
 		fmt.Fprintf(w, "| Steady state: API writes over a full resync (restart), nothing changed | %.0f | 0 | %s |\n", steady, yesNo(steady == 0))
 		fmt.Fprintf(w, "| Rotation → injected Secret updated, p50 / p99 (%d rotations per run) | %s / %s | | |\n", cfg.rotations,
