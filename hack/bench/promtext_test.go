@@ -63,3 +63,12 @@ func TestParsePromRejectsGarbage(t *testing.T) {
 		}
 	}
 }
+
+func TestDiffWrites(t *testing.T) {
+	before := map[string]float64{"PATCH namespaces": 10, "POST secrets": 4}
+	after := map[string]float64{"PATCH namespaces": 30, "POST secrets": 4, "APPLY networkpolicies": 20}
+	got := diffWrites(before, after, 10)
+	if want := "APPLY networkpolicies 2.00, PATCH namespaces 2.00"; got != want {
+		t.Errorf("diffWrites = %q, want %q (unchanged counters left out, sorted, per client)", got, want)
+	}
+}

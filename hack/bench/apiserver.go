@@ -1,0 +1,55 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"k8s.io/client-go/kubernetes"
+)
+
+// apiserverWrites reads the API server's own request counters (apiserver_request_total)
+// and returns the write requests by "VERB resource[/subresource]". The operator's control
+// plane serves no one else while it runs (the benchmark's setup is done and its informers
+// only list and watch), so the difference between two of these is the operator's writes,
+// broken down by kind: what rest_client_requests_total cannot say.
+func apiserverWrites(ctx context.Context, cs kubernetes.Interface) (map[string]float64, error) {
+	raw, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the API server's /metrics: %w", err)
+	}
+	ss, err := parseProm(bytes.NewReader(raw))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for _, s := range ss {
+		if s.name != "apiserver_request_total" {
+			continue
+		}
+		switch s.labels["verb"] {
+		case "GET", "LIST", "WATCH", "CONNECT":
+			continue
+		}
+		key := s.labels["verb"] + " " + s.labels["resource"]
+		if sub := s.labels["subresource"]; sub != "" {
+			key += "/" + sub
+		}
+		out[key] += s.value
+	}
+	return out, nil
+}
+
+// diffWrites returns after-before, per key, rounded per client, as "VERB resource n.nn".
+func diffWrites(before, after map[string]float64, perClient int) string {
+	var parts []string
+	for k, v := range after {
+		if d := v - before[k]; d > 0 {
+			parts = append(parts, fmt.Sprintf("%s %.2f", k, d/float64(perClient)))
+		}
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ", ")
+}
