@@ -129,6 +129,7 @@ type operator struct {
 	cmd         *exec.Cmd
 	out         *syncBuffer
 	metricsAddr string
+	probeAddr   string
 	done        chan struct{} // closed when the process has exited
 	exitErr     error
 }
@@ -138,12 +139,12 @@ type operator struct {
 // its output is logged when the test failed.
 func startOperator(t *testing.T, name, credentialsNamespace string, extra ...string) *operator {
 	t.Helper()
-	o := &operator{name: name, out: &syncBuffer{}, metricsAddr: freeAddr(t), done: make(chan struct{})}
+	o := &operator{name: name, out: &syncBuffer{}, metricsAddr: freeAddr(t), probeAddr: freeAddr(t), done: make(chan struct{})}
 	args := append([]string{
 		"--kubeconfig", env.Kubeconfig,
 		"--credentials-namespaces", credentialsNamespace,
 		"--metrics-bind-address", o.metricsAddr,
-		"--health-probe-bind-address", freeAddr(t),
+		"--health-probe-bind-address", o.probeAddr,
 		// Debug logs: more places a token could leak from, and all of them are checked.
 		"--zap-log-level", "debug",
 	}, extra...)
@@ -179,6 +180,23 @@ func (o *operator) kill(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("operator %s did not exit 30s after SIGKILL", o.name)
 	}
+}
+
+// ready returns nil once the operator's /readyz passes: its informers have synced.
+func (o *operator) ready(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+o.probeAddr+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s /readyz: %s", o.name, resp.Status)
+	}
+	return nil
 }
 
 // running reports whether the process has not exited.
