@@ -22,6 +22,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
 	"github.com/jeton-dev/jeton/internal/emulator"
@@ -33,6 +34,8 @@ const (
 	emulatorAddr         = "127.0.0.1:18080"
 	metricsAddr          = "127.0.0.1:8080"
 	probeAddr            = "127.0.0.1:8081"
+	// workloadNamespace is the client namespace of config/samples/workload.
+	workloadNamespace = "trifouilly"
 	// managerStopTimeout is how long the manager gets to stop on SIGTERM before SIGKILL;
 	// above its own graceful shutdown timeout (20s).
 	managerStopTimeout = 30 * time.Second
@@ -161,6 +164,11 @@ func run(ctx context.Context) (err error) {
 		stopManager(manager, exited)
 		return err
 	}
+	step("applying config/samples/workload once namespace trifouilly exists (a Deployment using the injected token)")
+	if err := applyWorkload(ctx, env, root, exited); err != nil {
+		_ = stopManager(manager, exited)
+		return err
+	}
 	printInstructions(root, ids)
 
 	select {
@@ -170,6 +178,34 @@ func run(ctx context.Context) (err error) {
 	case err := <-exited:
 		return fmt.Errorf("the manager exited: %v", err)
 	}
+}
+
+// applyWorkload waits for jeton to create the client namespace of the sample workload,
+// then applies it.
+func applyWorkload(ctx context.Context, env *testenv.Env, root string, exited <-chan error) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ns := &corev1.Namespace{}
+		if err := env.Client.Get(ctx, types.NamespacedName{Name: workloadNamespace}, ns); err == nil {
+			break
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("the manager exited: %v", err)
+		case <-ctx.Done():
+			return fmt.Errorf("jeton did not create namespace %s: %w", workloadNamespace, ctx.Err())
+		case <-tick.C:
+		}
+	}
+	out, stderr, err := env.Kubectl(ctx, nil, "apply", "-f", filepath.Join(root, "config", "samples", "workload"))
+	if err != nil {
+		return fmt.Errorf("kubectl apply -f config/samples/workload: %v: %s", err, stderr)
+	}
+	fmt.Print(out)
+	return nil
 }
 
 // createTokenSecrets mints one emulator token per sample Secret and stores it in the
@@ -264,6 +300,19 @@ failureThreshold failures the TechnicalToken turns Ready=False):
 Other behaviours: unauthorized, expired, insufficient-privileges, rate-limited,
 rate-limited-empty, slow, down, server-error. Back to normal: {"behaviour":"healthy"}.
 Token ids: curl -s localhost:18080/_emulator/tokens
+
+Rotate Trifouilly's API Entreprise token: mint a new one in the emulator and put it in the
+source Secret; the injected Secret follows within seconds and the Deployment
+trifouilly/marches-publics is restarted (its pod-template annotation names the new
+fingerprint):
+
+  NEW=$(go run ./cmd/emulator mint --scopes unites_legales_etablissements_insee,attestations_fiscales APIEntreprise 2>/dev/null)
+  bin/kubectl -n jeton-system create secret generic trifouilly-api-entreprise-token \
+    --from-literal=token="$NEW" --dry-run=client -o yaml | bin/kubectl replace -f -
+  bin/kubectl -n jeton-system get habilitation trifouilly-api-entreprise -o jsonpath='{.status.tokenFingerprint}{"\n"}'
+  bin/kubectl -n trifouilly get secret api-entreprise -o jsonpath='{.metadata.annotations.jeton\.dev/token-fingerprint}{"\n"}'
+  bin/kubectl -n trifouilly get deployment marches-publics -o jsonpath='{.spec.template.metadata.annotations}{"\n"}'
+  bin/kubectl -n jeton-system get events --field-selector involvedObject.name=trifouilly-api-entreprise
 
 Ctrl-C stops the manager, the emulator and the control plane.
 `, root, ids["technical-api-entreprise-token"])
