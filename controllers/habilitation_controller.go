@@ -297,7 +297,7 @@ func (r *HabilitationReconciler) reconcile(ctx context.Context, h *jetonv1alpha1
 		return result{}, err // the target moved: the old Secret goes
 	}
 	desired := injection.DesiredSecret(h, c, tok, fp, publicapi.BaseURL(h.Spec.API, h.Spec.Environment, h.Spec.BaseURL))
-	wrote, clash, err := r.applyTarget(ctx, h, desired)
+	wrote, clash, injectedFP, err := r.applyTarget(ctx, h, desired)
 	if err != nil {
 		return result{}, err
 	}
@@ -308,12 +308,12 @@ func (r *HabilitationReconciler) reconcile(ctx context.Context, h *jetonv1alpha1
 	}
 	h.Status.TargetSecret = &jetonv1alpha1.SecretReference{Namespace: target.Namespace, Name: target.Name}
 
-	if prevFP != "" && prevFP != fp {
+	if rotated(fp, prevFP, injectedFP) {
 		// Rotation. The Secret is written; restart before recording the new fingerprint in
 		// status, so a crash in between redoes the (idempotent) restart exactly once.
 		now := metav1.NewTime(r.now())
 		h.Status.LastRotationTime = &now
-		r.event(h, false, eventRotated, "Rotate", fmt.Sprintf("New token (fingerprint %s, was %s) written to Secret %s/%s.", fp, prevFP, target.Namespace, target.Name))
+		r.event(h, false, eventRotated, "Rotate", fmt.Sprintf("New token (fingerprint %s, was %s) written to Secret %s/%s.", fp, cmp.Or(injectedFP, prevFP), target.Namespace, target.Name))
 		if h.Spec.RestartWorkloads == nil || *h.Spec.RestartWorkloads {
 			if err := r.restartWorkloads(ctx, h, target, fp); err != nil {
 				return result{}, err
@@ -442,10 +442,20 @@ func (r *HabilitationReconciler) clientNamespaceProblem(ctx context.Context, c *
 	return "", nil
 }
 
+// rotated reports whether workloads must be restarted for the token fp: the token recorded
+// in status by the previous pass, or the one the injected Secret held before this pass, is
+// another token. Either alone can miss a rotation: status is lost when the operator crashes
+// between writing the Secret and writing status, or when the object is restored from a
+// backup without status; the Secret's annotation already names fp when the crash came
+// after the Secret was written.
+func rotated(fp, statusFP, injectedFP string) bool {
+	return (statusFP != "" && statusFP != fp) || (injectedFP != "" && injectedFP != fp)
+}
+
 // applyTarget writes desired with server-side apply, unless it is already there (no write
 // in steady state) or a Secret of that name exists that is not this Habilitation's (clash:
-// left untouched).
-func (r *HabilitationReconciler) applyTarget(ctx context.Context, h *jetonv1alpha1.Habilitation, desired *corev1.Secret) (wrote, clash bool, err error) {
+// left untouched). injectedFP is the fingerprint the Secret held before, if it existed.
+func (r *HabilitationReconciler) applyTarget(ctx context.Context, h *jetonv1alpha1.Habilitation, desired *corev1.Secret) (wrote, clash bool, injectedFP string, err error) {
 	key := client.ObjectKeyFromObject(desired)
 	existing := &corev1.Secret{}
 	err = r.Get(ctx, key, existing, client.UnsafeDisableDeepCopy)
@@ -459,20 +469,21 @@ func (r *HabilitationReconciler) applyTarget(ctx context.Context, h *jetonv1alph
 		}
 	}
 	if err != nil {
-		return false, false, fmt.Errorf("reading Secret %s: %w", key, err)
+		return false, false, "", fmt.Errorf("reading Secret %s: %w", key, err)
 	}
 	if existing != nil {
 		if !injection.ManagedBy(existing, h) {
-			return false, true, nil
+			return false, true, "", nil
 		}
+		injectedFP = existing.Annotations[jetonv1alpha1.AnnotationTokenFingerprint]
 		if injection.UpToDate(existing, desired) {
-			return false, false, nil
+			return false, false, injectedFP, nil
 		}
 		if existing.Type != desired.Type || hasForeignKeys(existing.Data, desired.Data) {
 			// Keys added by hand belong to their field manager and a Secret's type is
 			// immutable: server-side apply can fix neither, so the Secret is recreated.
 			if err := r.Delete(ctx, existing, client.Preconditions{UID: &existing.UID}); err != nil && !apierrors.IsNotFound(err) {
-				return false, false, fmt.Errorf("recreating Secret %s: %w", key, err)
+				return false, false, "", fmt.Errorf("recreating Secret %s: %w", key, err)
 			}
 		}
 	}
@@ -483,10 +494,10 @@ func (r *HabilitationReconciler) applyTarget(ctx context.Context, h *jetonv1alph
 		WithData(desired.Data)
 	if err := r.Apply(ctx, ac, client.FieldOwner(jetonv1alpha1.ManagedByValue), client.ForceOwnership); err != nil {
 		// API errors name the object and fields, never Secret values.
-		return false, false, fmt.Errorf("applying Secret %s: %w", key, err)
+		return false, false, "", fmt.Errorf("applying Secret %s: %w", key, err)
 	}
 	log.FromContext(ctx).V(1).Info("injected token", "secret", key.String(), "fingerprint", desired.Annotations[jetonv1alpha1.AnnotationTokenFingerprint])
-	return true, false, nil
+	return true, false, injectedFP, nil
 }
 
 // hasForeignKeys reports whether have holds a key that want does not.

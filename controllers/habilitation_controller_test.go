@@ -485,10 +485,15 @@ func TestHabilitationRotationRestartsWorkloads(t *testing.T) {
 			return nil
 		})
 	}
-	got := waitHab(t, h, metav1.ConditionTrue, jetonv1alpha1.ReasonInjected)
-	if got.Status.TokenFingerprint != fp2 || got.Status.LastRotationTime == nil {
-		t.Errorf("status fingerprint %s, lastRotationTime %v; want %s and a time", got.Status.TokenFingerprint, got.Status.LastRotationTime, fp2)
-	}
+	// Workloads are restarted before status records the new token: wait for it.
+	var got *jetonv1alpha1.Habilitation
+	waitFor(t, habTimeout, "status records the rotation", func(ctx context.Context) error {
+		got = waitHab(t, h, metav1.ConditionTrue, jetonv1alpha1.ReasonInjected)
+		if got.Status.TokenFingerprint != fp2 || got.Status.LastRotationTime == nil {
+			return fmt.Errorf("status fingerprint %s, lastRotationTime %v; want %s and a time", got.Status.TokenFingerprint, got.Status.LastRotationTime, fp2)
+		}
+		return nil
+	})
 	waitHabEvent(t, h, corev1.EventTypeNormal, "Rotated")
 	note := waitHabEvent(t, h, corev1.EventTypeNormal, "Restarted")
 	for _, n := range []string{envFrom.Name, projected.Name, initEnv.Name} {
@@ -837,4 +842,27 @@ func kstatusOf(t *testing.T, obj client.Object) status.Status {
 // dnToken builds a Démarches Numériques token: base64url of "<token-id UUID>;<secret>".
 func dnToken(id, secret string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(id + ";" + secret))
+}
+
+// TestRotated covers the restart decision, including a status lost to a crash or to a
+// restore from backup: the injected Secret's fingerprint still reveals the rotation.
+func TestRotated(t *testing.T) {
+	for _, tc := range []struct {
+		name                     string
+		fp, statusFP, injectedFP string
+		want                     bool
+	}{
+		{"first injection", "new", "", "", false},
+		{"steady state", "new", "new", "new", false},
+		{"rotation", "new", "old", "old", true},
+		{"status lost, Secret still holds the old token", "new", "", "old", true},
+		{"crash after the Secret was written, status still old", "new", "old", "new", true},
+		{"status lost and Secret already new: nothing to tell", "new", "", "new", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := rotated(tc.fp, tc.statusFP, tc.injectedFP); got != tc.want {
+				t.Errorf("rotated(%q, %q, %q) = %v, want %v", tc.fp, tc.statusFP, tc.injectedFP, got, tc.want)
+			}
+		})
+	}
 }
