@@ -42,6 +42,7 @@ const (
 type config struct {
 	metricsAddr             string
 	probeAddr               string
+	pprofAddr               string
 	leaderElect             bool
 	leaderElectionNamespace string
 	credentialsNamespaces   []string
@@ -60,6 +61,8 @@ func parseFlags(fs *flag.FlagSet, args []string, operatorNamespace string) (*con
 	var credNS string
 	fs.StringVar(&c.metricsAddr, "metrics-bind-address", ":8080",
 		`Address the Prometheus metrics endpoint binds to; "0" disables it.`)
+	fs.StringVar(&c.pprofAddr, "pprof-bind-address", "0",
+		`Address of the Go profiler (/debug/pprof/), e.g. 127.0.0.1:6060 when diagnosing CPU or memory; "0" disables it.`)
 	fs.StringVar(&c.probeAddr, "health-probe-bind-address", ":8081",
 		"Address the /healthz and /readyz endpoints bind to.")
 	fs.BoolVar(&c.leaderElect, "leader-elect", false,
@@ -202,6 +205,7 @@ func run(ctx context.Context, cfg *config) error {
 		Cache:                         controllers.CacheOptions(opts),
 		Metrics:                       metricsserver.Options{BindAddress: cfg.metricsAddr},
 		HealthProbeBindAddress:        cfg.probeAddr,
+		PprofBindAddress:              cfg.pprofAddr,
 		LeaderElection:                cfg.leaderElect,
 		LeaderElectionID:              leaderElectionID,
 		LeaderElectionNamespace:       cfg.leaderElectionNamespace,

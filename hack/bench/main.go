@@ -54,6 +54,7 @@ type benchConfig struct {
 	scenarios             []string
 	skipBuild             bool
 	out                   string
+	operatorArgs          string
 }
 
 func main() {
@@ -75,6 +76,7 @@ func main() {
 	flag.BoolVar(&quick, "quick", false, "smoke run: -n 100 -m 1000 -runs 1 -rotations 20 -probe-tokens 100, short probe window")
 	flag.BoolVar(&cfg.skipBuild, "skip-build", false, "use bin/jeton-bench as it is instead of building it")
 	flag.StringVar(&cfg.out, "out", "", "also write the table to this file")
+	flag.StringVar(&cfg.operatorArgs, "operator-args", "", `extra flags for the operator, space-separated, e.g. "--pprof-bind-address=127.0.0.1:6060" to profile it`)
 	flag.Parse()
 	if quick {
 		cfg.n, cfg.m, cfg.runs, cfg.rotations, cfg.probeTokens = 100, 1000, 1, 20, 100
@@ -129,7 +131,7 @@ func run(ctx context.Context, cfg benchConfig) error {
 	}
 	logf("operator logs in %s", logDir)
 	opArgs := operatorArgs{binary: binary, qps: cfg.qps, burst: cfg.burst, logDir: logDir,
-		extra: []string{"--max-concurrent-reconciles", fmt.Sprint(cfg.workers)}}
+		extra: append([]string{"--max-concurrent-reconciles", fmt.Sprint(cfg.workers)}, strings.Fields(cfg.operatorArgs)...)}
 
 	rep := report{cfg: cfg}
 	if slices.Contains(cfg.scenarios, "convergence") {
