@@ -162,11 +162,14 @@ func (r *PublicClientReconciler) reconcile(ctx context.Context, pc, base *jetonv
 		}
 		r.Recorder.Eventf(pc, nil, corev1.EventTypeNormal, EventNamespaceCreated, "CreateNamespace", "Created namespace %s", target)
 	case isolation.Owned:
-		// Server-side apply of jeton's labels only: labels others set are left alone.
-		ac := isolation.Namespace(target, pc.Name, pc.Spec.Isolation.PodSecurity)
-		if err := r.Apply(ctx, ac, publicClientFieldOwner, client.ForceOwnership); err != nil {
-			conditions.MarkNotReady(conds, gen, jetonv1alpha1.ReasonInternalError, fmt.Sprintf("cannot label namespace %s; retrying: %v", target, err))
-			return ctrl.Result{}, fmt.Errorf("applying labels of namespace %s: %w", target, err)
+		// Server-side apply of jeton's labels only: labels others set are left alone. Only
+		// when one differs: a no-op apply is still a write request, and a resync sends none.
+		if !isolation.UpToDate(ns, pc.Name, pc.Spec.Isolation.PodSecurity) {
+			ac := isolation.Namespace(target, pc.Name, pc.Spec.Isolation.PodSecurity)
+			if err := r.Apply(ctx, ac, publicClientFieldOwner, client.ForceOwnership); err != nil {
+				conditions.MarkNotReady(conds, gen, jetonv1alpha1.ReasonInternalError, fmt.Sprintf("cannot label namespace %s; retrying: %v", target, err))
+				return ctrl.Result{}, fmt.Errorf("applying labels of namespace %s: %w", target, err)
+			}
 		}
 		if base.Status.Namespace != target {
 			r.Recorder.Eventf(pc, nil, corev1.EventTypeNormal, EventNamespaceAdopted, "AdoptNamespace",
@@ -198,6 +201,15 @@ func networkPolicyEnabled(pc *jetonv1alpha1.PublicClient) bool {
 func (r *PublicClientReconciler) syncNetworkPolicy(ctx context.Context, pc *jetonv1alpha1.PublicClient) error {
 	target := pc.TargetNamespace()
 	if networkPolicyEnabled(pc) {
+		// The cache holds jeton's policies: apply only when the policy is missing or differs.
+		np := &networkingv1.NetworkPolicy{}
+		err := r.Get(ctx, client.ObjectKey{Namespace: target, Name: isolation.NetworkPolicyName}, np)
+		if err == nil && isolation.NetworkPolicyUpToDate(np, pc.Name) {
+			return nil
+		}
+		if err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
 		return r.Apply(ctx, isolation.NetworkPolicy(target, pc.Name), publicClientFieldOwner, client.ForceOwnership)
 	}
 	// The cache holds jeton's policies, so a disabled client costs no API call per reconcile.
@@ -220,9 +232,14 @@ func (r *PublicClientReconciler) deleteNetworkPolicy(ctx context.Context, reader
 	return client.IgnoreNotFound(r.Delete(ctx, np, client.Preconditions{UID: &np.UID}))
 }
 
-// getNamespace reads a namespace from the API server; nil when it does not exist.
+// getNamespace reads a namespace; nil when it does not exist. Client namespaces come from
+// the cache; any other namespace (the cache holds only those labelled jeton.dev/client) is
+// read from the API server, so an unlabelled namespace is never mistaken for a free name.
 func (r *PublicClientReconciler) getNamespace(ctx context.Context, name string) (*corev1.Namespace, error) {
 	ns := &corev1.Namespace{}
+	if err := r.Get(ctx, client.ObjectKey{Name: name}, ns); err == nil {
+		return ns, nil
+	}
 	if err := r.APIReader.Get(ctx, client.ObjectKey{Name: name}, ns); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, nil

@@ -4,11 +4,14 @@
 package isolation
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
@@ -80,6 +83,33 @@ func ObjectLabels(clientName string) map[string]string {
 // Nothing admits the namespaces of other clients, so their traffic is dropped. Egress is
 // left alone: clients must reach the public APIs, and other clients' namespaces are
 // already protected by their own ingress policy.
+// UpToDate reports whether a namespace already carries every label jeton wants on it, so
+// that a resync sends no write.
+func UpToDate(ns *corev1.Namespace, clientName string, level jetonv1alpha1.PodSecurityLevel) bool {
+	return hasLabels(ns.Labels, NamespaceLabels(clientName, level))
+}
+
+// NetworkPolicyUpToDate reports whether np is the policy NetworkPolicy(np.Namespace,
+// clientName) would apply: jeton's labels and exactly the desired spec.
+func NetworkPolicyUpToDate(np *networkingv1.NetworkPolicy, clientName string) bool {
+	want := &networkingv1.NetworkPolicy{}
+	ac := NetworkPolicy(np.Namespace, clientName)
+	b, err := json.Marshal(ac.Spec)
+	if err != nil || json.Unmarshal(b, &want.Spec) != nil {
+		return false
+	}
+	return hasLabels(np.Labels, ObjectLabels(clientName)) && equality.Semantic.DeepEqual(np.Spec, want.Spec)
+}
+
+func hasLabels(have, want map[string]string) bool {
+	for k, v := range want {
+		if got, ok := have[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
 func NetworkPolicy(namespace, clientName string) *networkingv1ac.NetworkPolicyApplyConfiguration {
 	return networkingv1ac.NetworkPolicy(NetworkPolicyName, namespace).
 		WithLabels(ObjectLabels(clientName)).

@@ -211,3 +211,69 @@ func TestFirstClaimant(t *testing.T) {
 		})
 	}
 }
+
+func TestUpToDate(t *testing.T) {
+	labels := NamespaceLabels("trifouilly", jetonv1alpha1.PodSecurityRestricted)
+	withExtra := maps.Clone(labels)
+	withExtra["team"] = "payments"
+	baseline := maps.Clone(labels)
+	baseline["pod-security.kubernetes.io/enforce"] = "baseline"
+	missing := maps.Clone(labels)
+	delete(missing, "pod-security.kubernetes.io/warn")
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+		want   bool
+	}{
+		{"exactly jeton's labels", labels, true},
+		{"labels others added are fine", withExtra, true},
+		{"a PSA level changed by hand", baseline, false},
+		{"a label removed by hand", missing, false},
+		{"no labels", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "trifouilly", Labels: tc.labels}}
+			if got := UpToDate(ns, "trifouilly", jetonv1alpha1.PodSecurityRestricted); got != tc.want {
+				t.Errorf("UpToDate = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestNetworkPolicyUpToDate(t *testing.T) {
+	// What the API server returns for the applied policy: the apply configuration, typed.
+	desired := func() *networkingv1.NetworkPolicy {
+		ac := NetworkPolicy("trifouilly", "trifouilly")
+		np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: *ac.Name, Namespace: *ac.Namespace, Labels: ac.Labels}}
+		b, err := json.Marshal(ac.Spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &np.Spec); err != nil {
+			t.Fatal(err)
+		}
+		return np
+	}
+	widened := desired()
+	widened.Spec.Ingress = append(widened.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{})
+	unlabelled := desired()
+	delete(unlabelled.Labels, jetonv1alpha1.LabelClient)
+	otherClient := desired()
+	for _, tc := range []struct {
+		name   string
+		np     *networkingv1.NetworkPolicy
+		client string
+		want   bool
+	}{
+		{"as applied", desired(), "trifouilly", true},
+		{"an ingress rule added by hand (admits everyone)", widened, "trifouilly", false},
+		{"jeton's label removed", unlabelled, "trifouilly", false},
+		{"another client's labels", otherClient, "bordeciel", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := NetworkPolicyUpToDate(tc.np, tc.client); got != tc.want {
+				t.Errorf("NetworkPolicyUpToDate = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
