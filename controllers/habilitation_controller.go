@@ -622,38 +622,66 @@ func (r *HabilitationReconciler) restartWorkloads(ctx context.Context, h *jetonv
 }
 
 // arbitrate compares the token's fingerprint with every other Habilitation (in the
-// credentials namespaces) and every TechnicalToken. Fingerprints are computed from the
-// source Secrets in the cache, not read from other objects' status, so two new objects
-// racing cannot both look alone.
+// credentials namespaces) and every TechnicalToken. Fingerprints come from the source
+// Secrets in the cache (through IndexSecretTokenFingerprints), not from other objects'
+// status, so two new objects racing cannot both look alone; and one lookup finds the
+// Secrets holding the token, so the check does not grow with the number of Habilitations.
 func (r *HabilitationReconciler) arbitrate(ctx context.Context, h *jetonv1alpha1.Habilitation, fp string) (injection.Verdict, error) {
 	self := injection.Binding{Kind: injection.KindHabilitation, Namespace: h.Namespace, Name: h.Name, Client: h.Spec.ClientRef.Name, Created: h.CreationTimestamp.Time}
+	type bindingKey struct {
+		kind            injection.Kind
+		namespace, name string
+	}
+	seen := map[bindingKey]bool{}
 	var others []injection.Binding
-
-	habs := &jetonv1alpha1.HabilitationList{}
-	if err := r.List(ctx, habs, client.UnsafeDisableDeepCopy); err != nil {
-		return injection.Verdict{}, err
-	}
-	for i := range habs.Items {
-		o := &habs.Items[i]
-		if (o.Namespace == h.Namespace && o.Name == h.Name) || !o.DeletionTimestamp.IsZero() || !r.Options.IsCredentialsNamespace(o.Namespace) {
-			continue
-		}
-		if r.sourceFingerprint(ctx, o.Namespace, o.Spec.TokenSecretRef) == fp {
-			others = append(others, injection.Binding{Kind: injection.KindHabilitation, Namespace: o.Namespace, Name: o.Name, Client: o.Spec.ClientRef.Name, Created: o.CreationTimestamp.Time})
+	add := func(b injection.Binding) {
+		if k := (bindingKey{b.Kind, b.Namespace, b.Name}); !seen[k] {
+			seen[k] = true
+			others = append(others, b)
 		}
 	}
 
+	holders := &corev1.SecretList{}
+	if err := r.List(ctx, holders, client.MatchingFields{IndexSecretTokenFingerprints: fp}, client.UnsafeDisableDeepCopy); err != nil {
+		return injection.Verdict{}, fmt.Errorf("listing Secrets by token fingerprint: %w", err)
+	}
+	for i := range holders.Items {
+		s := &holders.Items[i]
+		habs := &jetonv1alpha1.HabilitationList{}
+		if err := r.List(ctx, habs, client.InNamespace(s.Namespace), client.MatchingFields{IndexTokenSecret: s.Name}, client.UnsafeDisableDeepCopy); err != nil {
+			return injection.Verdict{}, err
+		}
+		for j := range habs.Items {
+			o := &habs.Items[j]
+			if (o.Namespace == h.Namespace && o.Name == h.Name) || !o.DeletionTimestamp.IsZero() {
+				continue
+			}
+			// The Secret holds the token under some key; is it the key this one reads?
+			if r.sourceFingerprint(ctx, o.Namespace, o.Spec.TokenSecretRef) == fp {
+				add(injection.Binding{Kind: injection.KindHabilitation, Namespace: o.Namespace, Name: o.Name, Client: o.Spec.ClientRef.Name, Created: o.CreationTimestamp.Time})
+			}
+		}
+		tts := &jetonv1alpha1.TechnicalTokenList{}
+		if err := r.List(ctx, tts, client.InNamespace(s.Namespace), client.MatchingFields{IndexTokenSecret: s.Name}, client.UnsafeDisableDeepCopy); err != nil {
+			return injection.Verdict{}, err
+		}
+		for j := range tts.Items {
+			o := &tts.Items[j]
+			if r.sourceFingerprint(ctx, o.Namespace, o.Spec.TokenSecretRef) == fp {
+				add(injection.Binding{Kind: injection.KindTechnicalToken, Namespace: o.Namespace, Name: o.Name, Created: o.CreationTimestamp.Time})
+			}
+		}
+	}
+
+	// Fail closed: a TechnicalToken's recorded fingerprint counts too (one outside the
+	// credentials namespaces, whose Secret the cache does not hold).
 	tts := &jetonv1alpha1.TechnicalTokenList{}
-	if err := r.List(ctx, tts, client.UnsafeDisableDeepCopy); err != nil {
+	if err := r.List(ctx, tts, client.MatchingFields{IndexTokenFingerprint: fp}, client.UnsafeDisableDeepCopy); err != nil {
 		return injection.Verdict{}, err
 	}
 	for i := range tts.Items {
 		o := &tts.Items[i]
-		// Fail closed: the status fingerprint counts too (a TechnicalToken outside the
-		// credentials namespaces, whose Secret the cache does not hold).
-		if o.Status.TokenFingerprint == fp || (r.Options.IsCredentialsNamespace(o.Namespace) && r.sourceFingerprint(ctx, o.Namespace, o.Spec.TokenSecretRef) == fp) {
-			others = append(others, injection.Binding{Kind: injection.KindTechnicalToken, Namespace: o.Namespace, Name: o.Name, Created: o.CreationTimestamp.Time})
-		}
+		add(injection.Binding{Kind: injection.KindTechnicalToken, Namespace: o.Namespace, Name: o.Name, Created: o.CreationTimestamp.Time})
 	}
 	return injection.Arbitrate(self, others), nil
 }

@@ -73,7 +73,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if opts.MaxConcurrentReconciles < 1 {
 		opts.MaxConcurrentReconciles = 1
 	}
-	if err := registerIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
+	if err := registerIndexes(ctx, mgr.GetFieldIndexer(), opts); err != nil {
 		return err
 	}
 	if err := metrics.Register(ctrlmetrics.Registry, mgr.GetCache()); err != nil {
