@@ -43,6 +43,11 @@ const (
 	// maxRequeue caps the wait until the next expiry threshold: a clock jump or a missed
 	// event is corrected within a day at most.
 	maxRequeue = 24 * time.Hour
+	// clientSetupWait bounds how long a new Habilitation waits silently for its new client's
+	// namespace before reporting ClientNotReady.
+	clientSetupWait = 15 * time.Second
+	// clientSetupGrace is how long after its creation a Habilitation may wait silently at all.
+	clientSetupGrace = 2 * time.Minute
 )
 
 // Events recorded on Habilitations besides the Ready reasons.
@@ -121,6 +126,9 @@ type result struct {
 	message      string
 	warning      bool
 	requeueAfter time.Duration
+	// waiting is a pass that only waits for the client to be set up: it writes no status
+	// and records no event (a fresh Habilitation has none to correct yet).
+	waiting bool
 	// onTransition, when set, runs once when the Ready reason changes to reason (an event
 	// on another object).
 	onTransition func()
@@ -183,6 +191,9 @@ func (r *HabilitationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		}
 	}
 
+	if res.waiting {
+		return ctrl.Result{RequeueAfter: res.requeueAfter}, nil
+	}
 	res.mark(&h.Status.Conditions, h.Generation, res.reason, res.message)
 	h.Status.ObservedGeneration = h.Generation
 	if oldReason := conditions.ReadyReason(orig.Status.Conditions); oldReason != res.reason {
@@ -230,6 +241,15 @@ func (r *HabilitationReconciler) reconcile(ctx context.Context, h *jetonv1alpha1
 	if msg, err := r.clientNamespaceProblem(ctx, c); err != nil || msg != "" {
 		if err != nil {
 			return result{}, err
+		}
+		if clientSettingUp(c) && meta.FindStatusCondition(h.Status.Conditions, jetonv1alpha1.ConditionReady) == nil &&
+			r.now().Sub(h.CreationTimestamp.Time) < clientSetupGrace {
+			// A new client and a new Habilitation applied together (a GitOps sync, a bulk
+			// import): the client namespace is on its way and its creation wakes this
+			// Habilitation through the Namespace watch. Writing ClientNotReady now would only
+			// cost a status write and a Warning event per Habilitation; the requeue is a
+			// safety net should the client stay stuck.
+			return result{waiting: true, requeueAfter: clientSetupWait}, nil
 		}
 		return failClosed(notReady(jetonv1alpha1.ReasonClientNotReady, "%s See the PublicClient's Ready condition.", msg))
 	}
@@ -415,6 +435,13 @@ func metaTime(t *time.Time) *metav1.Time {
 	// unchanged token compares equal and makes no status write.
 	mt := metav1.NewTime(t.UTC().Truncate(time.Second))
 	return &mt
+}
+
+// clientSettingUp reports whether the PublicClient has not yet reported on its current
+// generation (its reconciler has not run yet): its namespace may simply not exist yet.
+func clientSettingUp(c *jetonv1alpha1.PublicClient) bool {
+	ready := meta.FindStatusCondition(c.Status.Conditions, jetonv1alpha1.ConditionReady)
+	return ready == nil || ready.ObservedGeneration < c.Generation
 }
 
 // clientNamespaceProblem says why jeton must not write into the client's namespace, or ""
