@@ -149,21 +149,7 @@ func waitHab(t *testing.T, h *jetonv1alpha1.Habilitation, status metav1.Conditio
 // returns its note.
 func waitHabEvent(t *testing.T, h *jetonv1alpha1.Habilitation, eventType, reason string) string {
 	t.Helper()
-	var note string
-	waitFor(t, habTimeout, fmt.Sprintf("event %s/%s about Habilitation %s", eventType, reason, h.Name), func(ctx context.Context) error {
-		var list eventsv1.EventList
-		if err := k8sClient.List(ctx, &list, client.InNamespace(h.Namespace)); err != nil {
-			return err
-		}
-		for _, e := range list.Items {
-			if e.Regarding.Kind == "Habilitation" && e.Regarding.Name == h.Name && e.Type == eventType && e.Reason == reason {
-				note = e.Note
-				return nil
-			}
-		}
-		return fmt.Errorf("not found among %d events", len(list.Items))
-	})
-	return note
+	return waitEvent(t, habTimeout, "Habilitation", h, eventType, reason)
 }
 
 // waitTarget waits until the injected Secret namespace/name holds tok and returns it.

@@ -7,8 +7,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // waitFor polls cond until it returns nil or the deadline passes, then fails the test with
@@ -37,4 +39,25 @@ func uniqueName(prefix string) string {
 
 func namespaceObject(name string) *corev1.Namespace {
 	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+}
+
+// waitEvent waits for an Event of the given type and reason about obj (of kind) and
+// returns its note.
+func waitEvent(t *testing.T, timeout time.Duration, kind string, obj client.Object, eventType, reason string) string {
+	t.Helper()
+	var note string
+	waitFor(t, timeout, fmt.Sprintf("event %s/%s about %s %s", eventType, reason, kind, obj.GetName()), func(ctx context.Context) error {
+		var list eventsv1.EventList
+		if err := k8sClient.List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
+			return err
+		}
+		for _, e := range list.Items {
+			if e.Regarding.Kind == kind && e.Regarding.Name == obj.GetName() && e.Type == eventType && e.Reason == reason {
+				note = e.Note
+				return nil
+			}
+		}
+		return fmt.Errorf("not found among %d events", len(list.Items))
+	})
+	return note
 }

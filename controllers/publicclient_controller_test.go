@@ -9,7 +9,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -110,25 +109,12 @@ func assertNoNamespaceFinalizer(t *testing.T, ns *corev1.Namespace) {
 	}
 }
 
-// waitEvent waits for an event of the given type and reason about the PublicClient and
-// returns its note.
-func waitEvent(t *testing.T, pcName, eventType, reason string) string {
+// waitClientEvent waits for an event of the given type and reason about the PublicClient
+// and returns its note.
+func waitClientEvent(t *testing.T, pcName, eventType, reason string) string {
 	t.Helper()
-	var note string
-	waitFor(t, pcTimeout, fmt.Sprintf("event %s/%s about %s", eventType, reason, pcName), func(ctx context.Context) error {
-		var list eventsv1.EventList
-		if err := k8sClient.List(ctx, &list); err != nil {
-			return err
-		}
-		for _, e := range list.Items {
-			if e.Regarding.Kind == "PublicClient" && e.Regarding.Name == pcName && e.Type == eventType && e.Reason == reason {
-				note = e.Note
-				return nil
-			}
-		}
-		return fmt.Errorf("not found among %d events", len(list.Items))
-	})
-	return note
+	pc := &jetonv1alpha1.PublicClient{ObjectMeta: metav1.ObjectMeta{Name: pcName}}
+	return waitEvent(t, pcTimeout, "PublicClient", pc, eventType, reason)
 }
 
 func TestPublicClientCreatesIsolatedNamespace(t *testing.T) {
@@ -181,7 +167,7 @@ func TestPublicClientCreatesIsolatedNamespace(t *testing.T) {
 		nsPeer.MatchExpressions[0].Operator != metav1.LabelSelectorOpDoesNotExist {
 		t.Errorf("NetworkPolicy does not exclude client namespaces: %+v", np.Spec.Ingress[0].From)
 	}
-	waitEvent(t, pc.Name, corev1.EventTypeNormal, EventNamespaceCreated)
+	waitClientEvent(t, pc.Name, corev1.EventTypeNormal, EventNamespaceCreated)
 
 	// Someone else's label on the namespace survives a change of Pod Security level.
 	ns.Labels["team"] = "payments"
@@ -233,7 +219,7 @@ func TestPublicClientRefusesNamespaceWithoutItsLabel(t *testing.T) {
 	if got.Status.Namespace != "" {
 		t.Errorf("status.namespace = %q for a namespace jeton does not manage", got.Status.Namespace)
 	}
-	note := waitEvent(t, pc.Name, corev1.EventTypeWarning, jetonv1alpha1.ReasonNamespaceOwnedElsewhere)
+	note := waitClientEvent(t, pc.Name, corev1.EventTypeWarning, jetonv1alpha1.ReasonNamespaceOwnedElsewhere)
 	if !strings.Contains(note, nsName) {
 		t.Errorf("event note %q does not name the namespace", note)
 	}
@@ -281,7 +267,7 @@ func TestPublicClientAdoptsLabelledNamespace(t *testing.T) {
 	if got.Status.Namespace != name {
 		t.Errorf("status.namespace = %q", got.Status.Namespace)
 	}
-	waitEvent(t, name, corev1.EventTypeNormal, EventNamespaceAdopted)
+	waitClientEvent(t, name, corev1.EventTypeNormal, EventNamespaceAdopted)
 	ns := getNamespace(t, name)
 	if ns.Labels["team"] != "ops" || ns.Labels["pod-security.kubernetes.io/enforce"] != "restricted" {
 		t.Errorf("adopted namespace labels = %v, want team=ops kept and Pod Security added", ns.Labels)
@@ -486,7 +472,7 @@ func TestPublicClientDeletionRetain(t *testing.T) {
 	if _, err := getIsolationPolicy(ctx, pc.Name); !apierrors.IsNotFound(err) {
 		t.Errorf("NetworkPolicy left behind (err %v)", err)
 	}
-	waitEvent(t, pc.Name, corev1.EventTypeNormal, EventNamespaceRetained)
+	waitClientEvent(t, pc.Name, corev1.EventTypeNormal, EventNamespaceRetained)
 
 	// The neighbour is untouched.
 	if getNamespace(t, neighbour.Name).DeletionTimestamp != nil {
@@ -545,5 +531,5 @@ func TestPublicClientDeletionDelete(t *testing.T) {
 	if secretExists(t, injected) {
 		t.Errorf("injected Secret not removed before the namespace")
 	}
-	waitEvent(t, pc.Name, corev1.EventTypeNormal, EventNamespaceDeleted)
+	waitClientEvent(t, pc.Name, corev1.EventTypeNormal, EventNamespaceDeleted)
 }

@@ -1,11 +1,9 @@
 package controllers
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,27 +25,10 @@ var (
 	testOptions Options
 	// logs captures every log line the manager writes, at debug level, so tests can assert
 	// that no token ever appears in them.
-	logs syncBuffer
+	logs testenv.SyncBuffer
 )
 
 const credNS = "jeton-system"
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func TestMain(m *testing.M) {
 	testenv.Main(m, func(e *testenv.Env) {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -141,21 +140,7 @@ func all(conds ...func(*jetonv1alpha1.TechnicalToken) error) func(*jetonv1alpha1
 // waitTTEvent waits for an Event of type and reason about the TechnicalToken; returns its note.
 func waitTTEvent(t *testing.T, tt *jetonv1alpha1.TechnicalToken, eventType, reason string) string {
 	t.Helper()
-	var note string
-	waitFor(t, ttTimeout, fmt.Sprintf("event %s/%s about TechnicalToken %s", eventType, reason, tt.Name), func(ctx context.Context) error {
-		var list eventsv1.EventList
-		if err := k8sClient.List(ctx, &list, client.InNamespace(tt.Namespace)); err != nil {
-			return err
-		}
-		for _, e := range list.Items {
-			if e.Regarding.Kind == "TechnicalToken" && e.Regarding.Name == tt.Name && e.Type == eventType && e.Reason == reason {
-				note = e.Note
-				return nil
-			}
-		}
-		return fmt.Errorf("not found among %d events", len(list.Items))
-	})
-	return note
+	return waitEvent(t, ttTimeout, "TechnicalToken", tt, eventType, reason)
 }
 
 // Every classification, end to end: emulator → executor → status, with failureThreshold 1

@@ -1,12 +1,10 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +17,8 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/jeton-dev/jeton/internal/testenv"
 )
 
 var (
@@ -44,35 +44,6 @@ func managerBinary(t *testing.T) string {
 	return bin
 }
 
-// freeAddr returns a loopback address with a port nobody listens on right now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// syncBuffer collects a child's output while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func httpGet(url string) (int, string, error) {
 	c := http.Client{Timeout: 5 * time.Second}
 	resp, err := c.Get(url)
@@ -93,7 +64,7 @@ func getLease(ctx context.Context) (*coordinationv1.Lease, error) {
 // managerProcess is a running manager binary.
 type managerProcess struct {
 	cmd         *exec.Cmd
-	output      *syncBuffer
+	output      *testenv.SyncBuffer
 	exited      chan error
 	stopped     bool
 	metricsAddr string
@@ -105,8 +76,8 @@ type managerProcess struct {
 // running, and its output is logged if the test failed.
 func startManager(t *testing.T, kubeconfig string, args ...string) *managerProcess {
 	t.Helper()
-	p := &managerProcess{output: &syncBuffer{}, exited: make(chan error, 1),
-		metricsAddr: freeAddr(t), probeAddr: freeAddr(t)}
+	p := &managerProcess{output: &testenv.SyncBuffer{}, exited: make(chan error, 1),
+		metricsAddr: testenv.FreeAddr(t), probeAddr: testenv.FreeAddr(t)}
 	p.cmd = exec.Command(managerBinary(t), append([]string{
 		"--kubeconfig", kubeconfig,
 		"--leader-elect",

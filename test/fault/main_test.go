@@ -9,19 +9,16 @@ package fault
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -127,7 +124,7 @@ func poll(timeout, interval time.Duration, cond func(ctx context.Context) error)
 type operator struct {
 	name        string
 	cmd         *exec.Cmd
-	out         *syncBuffer
+	out         *testenv.SyncBuffer
 	metricsAddr string
 	probeAddr   string
 	done        chan struct{} // closed when the process has exited
@@ -139,7 +136,7 @@ type operator struct {
 // its output is logged when the test failed.
 func startOperator(t *testing.T, name, credentialsNamespace string, extra ...string) *operator {
 	t.Helper()
-	o := &operator{name: name, out: &syncBuffer{}, metricsAddr: freeAddr(t), probeAddr: freeAddr(t), done: make(chan struct{})}
+	o := &operator{name: name, out: &testenv.SyncBuffer{}, metricsAddr: testenv.FreeAddr(t), probeAddr: testenv.FreeAddr(t), done: make(chan struct{})}
 	args := append([]string{
 		"--kubeconfig", env.Kubeconfig,
 		"--credentials-namespaces", credentialsNamespace,
@@ -255,35 +252,6 @@ func (o *operator) metric(name string, labels ...string) (sum float64, found boo
 		found = true
 	}
 	return sum, found, sc.Err()
-}
-
-// freeAddr returns a loopback address with a port nobody listens on right now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// syncBuffer collects a child's output while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func lastLines(s string, n int) string {
