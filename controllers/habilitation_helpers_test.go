@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/common/expfmt"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -17,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
 	"github.com/jeton-dev/jeton/internal/token"
@@ -228,11 +230,36 @@ func assertNoTokenLeak(t *testing.T) {
 		add(fmt.Sprintf("%T", l), string(b))
 	}
 
+	// The metrics the manager serves (jeton's collector reads the same cache), as scraped.
+	families, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var exposition strings.Builder
+	jetonSeries := 0
+	for _, mf := range families {
+		if strings.HasPrefix(mf.GetName(), "jeton_") {
+			jetonSeries += len(mf.GetMetric())
+		}
+		if _, err := expfmt.MetricFamilyToText(&exposition, mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if jetonSeries == 0 {
+		t.Fatal("no jeton_ series gathered: the metrics leak check would prove nothing")
+	}
+	add("metrics", exposition.String())
+
 	issuedTokens.Lock()
 	tokens := append([]string(nil), issuedTokens.list...)
 	issuedTokens.Unlock()
 	if len(tokens) == 0 {
 		t.Fatal("no token issued: the leak check would prove nothing")
+	}
+	for _, tok := range tokens {
+		if fp := token.Fingerprint(tok); strings.Contains(exposition.String(), fp) {
+			t.Errorf("a token fingerprint (%s) appears in the metrics: labels must never identify a token", fp)
+		}
 	}
 	for _, tok := range tokens {
 		needles := []string{tok}
