@@ -14,7 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -133,16 +132,7 @@ func waitHab(t *testing.T, h *jetonv1alpha1.Habilitation, status metav1.Conditio
 		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(h), got); err != nil {
 			return err
 		}
-		c := meta.FindStatusCondition(got.Status.Conditions, jetonv1alpha1.ConditionReady)
-		switch {
-		case c == nil:
-			return fmt.Errorf("no Ready condition")
-		case c.Status != status || c.Reason != reason:
-			return fmt.Errorf("Ready=%s/%s: %s", c.Status, c.Reason, c.Message)
-		case c.ObservedGeneration != got.Generation || got.Status.ObservedGeneration != got.Generation:
-			return fmt.Errorf("observedGeneration %d (condition %d), generation %d", got.Status.ObservedGeneration, c.ObservedGeneration, got.Generation)
-		}
-		return nil
+		return readyIs(got.Status.Conditions, got.Generation, got.Status.ObservedGeneration, status, reason)
 	})
 	return got
 }

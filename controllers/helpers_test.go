@@ -8,9 +8,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
 )
 
 // waitFor polls cond until it returns nil or the deadline passes, then fails the test with
@@ -60,4 +63,19 @@ func waitEvent(t *testing.T, timeout time.Duration, kind string, obj client.Obje
 		return fmt.Errorf("not found among %d events", len(list.Items))
 	})
 	return note
+}
+
+// readyIs checks that the Ready condition has status and reason and that both the condition
+// and the status describe the current generation.
+func readyIs(conds []metav1.Condition, generation, observed int64, status metav1.ConditionStatus, reason string) error {
+	c := meta.FindStatusCondition(conds, jetonv1alpha1.ConditionReady)
+	switch {
+	case c == nil:
+		return fmt.Errorf("no Ready condition")
+	case c.Status != status || c.Reason != reason:
+		return fmt.Errorf("Ready=%s/%s: %s", c.Status, c.Reason, c.Message)
+	case c.ObservedGeneration != generation || observed != generation:
+		return fmt.Errorf("observedGeneration %d (condition %d), generation %d", observed, c.ObservedGeneration, generation)
+	}
+	return nil
 }

@@ -52,16 +52,7 @@ func waitClientCondition(t *testing.T, name string, status metav1.ConditionStatu
 		if err := k8sClient.Get(ctx, client.ObjectKey{Name: name}, pc); err != nil {
 			return err
 		}
-		c := meta.FindStatusCondition(pc.Status.Conditions, jetonv1alpha1.ConditionReady)
-		switch {
-		case c == nil:
-			return fmt.Errorf("no Ready condition")
-		case c.Status != status || c.Reason != reason:
-			return fmt.Errorf("Ready=%s/%s: %s", c.Status, c.Reason, c.Message)
-		case c.ObservedGeneration != pc.Generation || pc.Status.ObservedGeneration != pc.Generation:
-			return fmt.Errorf("observedGeneration %d (condition %d), generation %d", pc.Status.ObservedGeneration, c.ObservedGeneration, pc.Generation)
-		}
-		return nil
+		return readyIs(pc.Status.Conditions, pc.Generation, pc.Status.ObservedGeneration, status, reason)
 	})
 	return pc
 }

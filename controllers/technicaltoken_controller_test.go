@@ -104,16 +104,7 @@ func waitTT(t *testing.T, tt *jetonv1alpha1.TechnicalToken, what string, cond fu
 // ready checks the Ready condition (status and reason) for the current generation.
 func ready(status metav1.ConditionStatus, reason string) func(*jetonv1alpha1.TechnicalToken) error {
 	return func(got *jetonv1alpha1.TechnicalToken) error {
-		c := meta.FindStatusCondition(got.Status.Conditions, jetonv1alpha1.ConditionReady)
-		switch {
-		case c == nil:
-			return fmt.Errorf("no Ready condition")
-		case c.Status != status || c.Reason != reason:
-			return fmt.Errorf("Ready=%s/%s: %s", c.Status, c.Reason, c.Message)
-		case c.ObservedGeneration != got.Generation || got.Status.ObservedGeneration != got.Generation:
-			return fmt.Errorf("observedGeneration %d (condition %d), generation %d", got.Status.ObservedGeneration, c.ObservedGeneration, got.Generation)
-		}
-		return nil
+		return readyIs(got.Status.Conditions, got.Generation, got.Status.ObservedGeneration, status, reason)
 	}
 }
 
