@@ -171,7 +171,11 @@ func (r *PublicClientReconciler) reconcile(ctx context.Context, pc, base *jetonv
 				return ctrl.Result{}, fmt.Errorf("applying labels of namespace %s: %w", target, err)
 			}
 		}
-		if base.Status.Namespace != target {
+		// Adopted: a namespace not younger than the client (timestamps have one-second
+		// precision). One jeton created for it is younger: judging by status alone would
+		// report a namespace created a moment ago as adopted whenever this pass reads a
+		// cache that has not yet seen the previous pass's status write.
+		if base.Status.Namespace != target && !ns.CreationTimestamp.After(pc.CreationTimestamp.Time) {
 			r.Recorder.Eventf(pc, nil, corev1.EventTypeNormal, EventNamespaceAdopted, "AdoptNamespace",
 				"Adopted namespace %s, which carries the label %s=%s", target, jetonv1alpha1.LabelClient, pc.Name)
 		}
