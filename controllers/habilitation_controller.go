@@ -129,6 +129,10 @@ type result struct {
 	// waiting is a pass that only waits for the client to be set up: it writes no status
 	// and records no event (a fresh Habilitation has none to correct yet).
 	waiting bool
+	// after are events of this pass (rotation, restarts) recorded once its status is
+	// written, so that a pass reading a stale copy, whose status write conflicts, tells
+	// nothing twice.
+	after []func()
 	// onTransition, when set, runs once when the Ready reason changes to reason (an event
 	// on another object).
 	onTransition func()
@@ -196,15 +200,25 @@ func (r *HabilitationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}
 	res.mark(&h.Status.Conditions, h.Generation, res.reason, res.message)
 	h.Status.ObservedGeneration = h.Generation
+	if !equality.Semantic.DeepEqual(orig.Status, h.Status) {
+		// Optimistic lock: a pass that read a stale copy (a watch event can outrun the
+		// cache's view of this object's last status write) must not record a transition
+		// again. Its conflict is no error: the newer version's own event brings it back.
+		if err := r.Status().Patch(ctx, h, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+			if apierrors.IsConflict(err) {
+				return ctrl.Result{RequeueAfter: time.Second}, nil
+			}
+			return ctrl.Result{}, fmt.Errorf("writing status: %w", err)
+		}
+	}
+	// Events once the transition is recorded, so each is told once.
+	for _, f := range res.after {
+		f()
+	}
 	if oldReason := conditions.ReadyReason(orig.Status.Conditions); oldReason != res.reason {
 		r.event(h, res.warning, res.reason, "Reconcile", res.message)
 		if res.onTransition != nil {
 			res.onTransition()
-		}
-	}
-	if !equality.Semantic.DeepEqual(orig.Status, h.Status) {
-		if err := r.Status().Patch(ctx, h, client.MergeFrom(orig)); err != nil {
-			return ctrl.Result{}, fmt.Errorf("writing status: %w", err)
 		}
 	}
 	return ctrl.Result{RequeueAfter: res.requeueAfter}, nil
@@ -312,6 +326,7 @@ func (r *HabilitationReconciler) reconcile(ctx context.Context, h *jetonv1alpha1
 	}
 
 	// The target Secret.
+	var after []func()
 	target := types.NamespacedName{Namespace: clientNS, Name: h.TargetSecretName()}
 	if _, err := r.removeInjected(ctx, h.Namespace, h.Name, &target); err != nil {
 		return result{}, err // the target moved: the old Secret goes
@@ -333,9 +348,16 @@ func (r *HabilitationReconciler) reconcile(ctx context.Context, h *jetonv1alpha1
 		// status, so a crash in between redoes the (idempotent) restart exactly once.
 		now := metav1.NewTime(r.now())
 		h.Status.LastRotationTime = &now
-		r.event(h, false, eventRotated, "Rotate", fmt.Sprintf("New token (fingerprint %s, was %s) written to Secret %s/%s.", fp, cmp.Or(injectedFP, prevFP), target.Namespace, target.Name))
+		rotatedNote := fmt.Sprintf("New token (fingerprint %s, was %s) written to Secret %s/%s.", fp, cmp.Or(injectedFP, prevFP), target.Namespace, target.Name)
+		after = append(after, func() { r.event(h, false, eventRotated, "Rotate", rotatedNote) })
 		if h.Spec.RestartWorkloads == nil || *h.Spec.RestartWorkloads {
-			if err := r.restartWorkloads(ctx, h, target, fp); err != nil {
+			restarted, err := r.restartWorkloads(ctx, h, target, fp)
+			if len(restarted) > 0 {
+				restartedNote := fmt.Sprintf("Restarted %d workload(s) in namespace %s using Secret %s for the new token: %s.",
+					len(restarted), target.Namespace, target.Name, strings.Join(restarted, ", "))
+				after = append(after, func() { r.event(h, false, eventRestarted, "Restart", restartedNote) })
+			}
+			if err != nil {
 				return result{}, err
 			}
 		}
@@ -344,7 +366,9 @@ func (r *HabilitationReconciler) reconcile(ctx context.Context, h *jetonv1alpha1
 		r.event(h, false, eventRestored, "Inject", fmt.Sprintf("Secret %s/%s was missing or differed from the desired content (edited or deleted by hand, or the spec or the client's SIRET changed); it has been rewritten.", target.Namespace, target.Name))
 	}
 
-	return r.judgeToken(h, info), nil
+	res := r.judgeToken(h, info)
+	res.after = after
+	return res, nil
 }
 
 // judgeToken gives the Ready condition of an injected token: expiry first, then scopes.
@@ -594,8 +618,8 @@ func (r *HabilitationReconciler) finalize(ctx context.Context, h *jetonv1alpha1.
 // template of every Deployment, StatefulSet and DaemonSet of the client namespace that uses
 // the Secret. Workloads are not cached (memory): they are listed from the API server, in
 // one namespace, only on rotation. A workload whose entry already holds fp is not patched,
-// so redoing this after a crash restarts nothing twice.
-func (r *HabilitationReconciler) restartWorkloads(ctx context.Context, h *jetonv1alpha1.Habilitation, target types.NamespacedName, fp string) error {
+// so redoing this after a crash restarts nothing twice. It returns the workloads restarted.
+func (r *HabilitationReconciler) restartWorkloads(ctx context.Context, h *jetonv1alpha1.Habilitation, target types.NamespacedName, fp string) ([]string, error) {
 	type workload struct {
 		kind string
 		obj  client.Object
@@ -607,7 +631,7 @@ func (r *HabilitationReconciler) restartWorkloads(ctx context.Context, h *jetonv
 	daemonSets := &appsv1.DaemonSetList{}
 	for _, l := range []client.ObjectList{deployments, statefulSets, daemonSets} {
 		if err := r.APIReader.List(ctx, l, client.InNamespace(target.Namespace)); err != nil {
-			return fmt.Errorf("listing workloads in namespace %s: %w", target.Namespace, err)
+			return nil, fmt.Errorf("listing workloads in namespace %s: %w", target.Namespace, err)
 		}
 	}
 	for i := range deployments.Items {
@@ -642,10 +666,8 @@ func (r *HabilitationReconciler) restartWorkloads(ctx context.Context, h *jetonv
 	}
 	if len(restarted) > 0 {
 		metrics.WorkloadRestarted(h.Namespace, h.Name, h.Spec.ClientRef.Name, string(h.Spec.API), string(h.Spec.Environment), len(restarted))
-		r.event(h, false, eventRestarted, "Restart", fmt.Sprintf("Restarted %d workload(s) in namespace %s using Secret %s for the new token: %s.",
-			len(restarted), target.Namespace, target.Name, strings.Join(restarted, ", ")))
 	}
-	return errors.Join(errs...)
+	return restarted, errors.Join(errs...)
 }
 
 // arbitrate compares the token's fingerprint with every other Habilitation (in the
