@@ -126,18 +126,16 @@ func (r *PublicClientReconciler) reconcile(ctx context.Context, pc, base *jetonv
 		return ctrl.Result{}, nil
 	}
 
-	ns, err := r.getNamespace(ctx, target)
-	if err != nil {
-		conditions.MarkNotReady(conds, gen, jetonv1alpha1.ReasonInternalError, fmt.Sprintf("cannot read namespace %s; retrying: %v", target, err))
-		return ctrl.Result{}, err
-	}
 	var claimants jetonv1alpha1.PublicClientList
 	if err := r.List(ctx, &claimants, client.MatchingFields{IndexPublicClientNamespace: target}); err != nil {
 		conditions.MarkNotReady(conds, gen, jetonv1alpha1.ReasonInternalError, "cannot list PublicClients; retrying: "+err.Error())
 		return ctrl.Result{}, err
 	}
-
-	decision := isolation.Decide(pc, ns, claimants.Items)
+	ns, decision, created, err := r.claimNamespace(ctx, pc, claimants.Items)
+	if err != nil {
+		conditions.MarkNotReady(conds, gen, jetonv1alpha1.ReasonInternalError, fmt.Sprintf("cannot read or create namespace %s; retrying: %v", target, err))
+		return ctrl.Result{}, err
+	}
 	logger.V(1).Info("namespace ownership", "verdict", decision.Verdict.String())
 	switch decision.Verdict {
 	case isolation.OwnedElsewhere:
@@ -151,14 +149,11 @@ func (r *PublicClientReconciler) reconcile(ctx context.Context, pc, base *jetonv
 		conditions.MarkNotReady(conds, gen, jetonv1alpha1.ReasonNamespaceTerminating, decision.Message)
 		return ctrl.Result{RequeueAfter: terminatingRetry}, nil
 	case isolation.Create:
-		created := &corev1.Namespace{}
-		created.Name = target
-		created.Labels = isolation.NamespaceLabels(pc.Name, pc.Spec.Isolation.PodSecurity)
-		// Create, not apply: should someone create the namespace meanwhile, this fails
-		// instead of labelling their namespace as ours.
-		if err := r.Create(ctx, created, publicClientFieldOwner); err != nil {
-			conditions.MarkNotReady(conds, gen, jetonv1alpha1.ReasonInternalError, fmt.Sprintf("cannot create namespace %s; retrying: %v", target, err))
-			return ctrl.Result{}, fmt.Errorf("creating namespace %s: %w", target, err)
+		if !created {
+			// Create found a namespace that was gone again when read: decide afresh.
+			err := fmt.Errorf("namespace %s appeared and vanished while being claimed; retrying", target)
+			conditions.MarkNotReady(conds, gen, jetonv1alpha1.ReasonInternalError, err.Error())
+			return ctrl.Result{}, err
 		}
 		r.Recorder.Eventf(pc, nil, corev1.EventTypeNormal, EventNamespaceCreated, "CreateNamespace", "Created namespace %s", target)
 	case isolation.Owned:
@@ -234,6 +229,40 @@ func (r *PublicClientReconciler) deleteNetworkPolicy(ctx context.Context, reader
 		return nil // another client's, or not jeton's at all
 	}
 	return client.IgnoreNotFound(r.Delete(ctx, np, client.Preconditions{UID: &np.UID}))
+}
+
+// claimNamespace decides who owns the client namespace, and creates it when it is free and
+// this client is its first claimant. Create, not apply: should someone create the namespace
+// meanwhile, it fails instead of labelling their namespace as ours. A client namespace is
+// read from the cache; a namespace the cache does not hold is first tried with Create, so a
+// new client costs one request, and read from the API server only if it exists.
+func (r *PublicClientReconciler) claimNamespace(ctx context.Context, pc *jetonv1alpha1.PublicClient, claimants []jetonv1alpha1.PublicClient) (*corev1.Namespace, isolation.Decision, bool, error) {
+	target := pc.TargetNamespace()
+	ns := &corev1.Namespace{}
+	err := r.Get(ctx, client.ObjectKey{Name: target}, ns)
+	if err == nil {
+		return ns, isolation.Decide(pc, ns, claimants), false, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return nil, isolation.Decision{}, false, err
+	}
+	if d := isolation.Decide(pc, nil, claimants); d.Verdict == isolation.Create {
+		created := &corev1.Namespace{}
+		created.Name = target
+		created.Labels = isolation.NamespaceLabels(pc.Name, pc.Spec.Isolation.PodSecurity)
+		err := r.Create(ctx, created, publicClientFieldOwner)
+		if err == nil {
+			return created, d, true, nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return nil, isolation.Decision{}, false, fmt.Errorf("creating namespace %s: %w", target, err)
+		}
+	}
+	existing, err := r.getNamespace(ctx, target)
+	if err != nil {
+		return nil, isolation.Decision{}, false, err
+	}
+	return existing, isolation.Decide(pc, existing, claimants), false, nil
 }
 
 // getNamespace reads a namespace; nil when it does not exist. Client namespaces come from
