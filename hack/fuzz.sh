@@ -11,6 +11,7 @@ targets=(
   "FuzzNormalize ./internal/token"
   "FuzzDecode ./internal/token"
   "FuzzClassify ./internal/probe"
+  "FuzzClassifyNeverEchoes ./internal/probe"
 )
 
 for t in "${targets[@]}"; do

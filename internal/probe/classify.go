@@ -3,17 +3,24 @@
 // per token, Retry-After and RateLimit-* honoured, a host-wide backoff on 429 and a
 // per-host rate limit below the vendor's per-IP quota.
 //
-// Nothing here ever puts a token in a message: messages are built from the status code,
-// the API's error code and our own words, never from the response body or headers.
+// An answer is hostile input (DESIGN.md §6): it may echo the token, be huge or be crafted
+// by whoever controls a base URL. Nothing of it reaches a Result except the status code,
+// numbers parsed from headers, error codes of the documented shape (CodePattern) and
+// scope-shaped privilege names (internal/sanitize). Messages are our own words around
+// those: never the body, a header value, or a GraphQL error message.
 package probe
 
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
+	"regexp"
 	"strings"
+	"time"
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
+	"github.com/jeton-dev/jeton/internal/sanitize"
 )
 
 // MaxBody is how much of a response body is read; the token checks answer a few hundred bytes.
@@ -29,8 +36,12 @@ type Result struct {
 	Code string
 	// Message says what happened and what to do, in English. It never contains the token.
 	Message string
-	// Privileges the API reported (API Entreprise privileges, API Particulier scopes).
+	// Privileges the API reported (API Entreprise privileges, API Particulier scopes): only
+	// scope-shaped names, sorted, without duplicates, at most sanitize.MaxScopes.
 	Privileges []string
+	// IgnoredPrivileges counts the names of the answer left out of Privileges (wrong shape,
+	// or beyond the bound); the message says how many.
+	IgnoredPrivileges int
 }
 
 // Succeeded reports whether the token check passed.
@@ -74,17 +85,18 @@ func (b body) firstCode() string {
 // maxCodeLen is longer than any documented code and shorter than any token.
 const maxCodeLen = 24
 
-// plainCode reports whether c is short and made of ASCII letters, digits and underscores.
+// CodePattern is the shape of the error codes kept: digits (API Entreprise and API
+// Particulier: 00101, 00429), or words of one case joined by underscores (GraphQL
+// extensions: forbidden, not_found, too_many_requests; UNAUTHENTICATED as other GraphQL
+// servers spell them). Mixed case, or letters mixed with digits, is what random secrets
+// look like and no documented code does.
+const CodePattern = `^(?:[0-9]+|[a-z]+(?:_[a-z]+)*|[A-Z]+(?:_[A-Z]+)*)$`
+
+var codeRE = regexp.MustCompile(CodePattern)
+
+// plainCode reports whether c is a short code of the documented shape.
 func plainCode(c string) bool {
-	if len(c) > maxCodeLen {
-		return false
-	}
-	for _, r := range c {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_') {
-			return false
-		}
-	}
-	return true
+	return len(c) <= maxCodeLen && codeRE.MatchString(c)
 }
 
 // firstMessage returns the first GraphQL error message. Only used to recognise the
@@ -98,9 +110,15 @@ func (b body) firstMessage() string {
 	return ""
 }
 
-// Classify classifies one answer of an API's token check. It tolerates empty and non-JSON
-// bodies (API Entreprise answers 429 with an empty body).
+// Classify classifies one answer of an API's token check, received now. It tolerates empty
+// and non-JSON bodies (API Entreprise answers 429 with an empty body).
 func Classify(api jetonv1alpha1.API, status int, header http.Header, raw []byte) Result {
+	return ClassifyAt(api, status, header, raw, time.Now())
+}
+
+// ClassifyAt is Classify for an answer received at now, the time an HTTP-date Retry-After
+// is counted from.
+func ClassifyAt(api jetonv1alpha1.API, status int, header http.Header, raw []byte, now time.Time) Result {
 	var b body
 	parsed := len(raw) > 0 && json.Unmarshal(raw, &b) == nil
 	code := b.firstCode()
@@ -109,22 +127,15 @@ func Classify(api jetonv1alpha1.API, status int, header http.Header, raw []byte)
 		r.Reason, r.Message = reason, fmt.Sprintf(format, args...)
 		return r
 	}
-	withCode := ""
-	if code != "" {
-		withCode = " (code " + code + ")"
-	}
+	withCode := codeSuffix(code)
 
 	switch {
 	case status == http.StatusOK:
 		return classifyOK(api, r, b, parsed)
 
 	case status == http.StatusTooManyRequests:
-		wait := ""
-		if ra := header.Get("Retry-After"); ra != "" {
-			wait = "; the API asked to wait (Retry-After: " + sanitizeHeader(ra) + ")"
-		}
 		return set(jetonv1alpha1.ReasonRateLimited,
-			"the API answered 429 Too Many Requests%s%s; jeton backs off every probe of this host until the API allows requests again. If this persists, something else is using the vendor's quota", withCode, wait)
+			"the API answered 429 Too Many Requests%s%s; jeton backs off every probe of this host until the API allows requests again. If this persists, something else is using the vendor's quota", withCode, waitNote(header, now))
 
 	case status == http.StatusUnauthorized:
 		switch {
@@ -173,17 +184,20 @@ func classifyOK(api jetonv1alpha1.API, r Result, b body, parsed bool) Result {
 	if !parsed {
 		return unexpected("the API answered 200 without the expected JSON body: check that the base URL points at the API, not at a web page or proxy")
 	}
+	ignored := ""
 	switch api {
 	case jetonv1alpha1.APIEntreprise:
 		if b.Privileges == nil {
 			return unexpected("the API answered 200 without a privileges list: check that the base URL points at API Entreprise")
 		}
-		r.Privileges = b.Privileges
+		r.Privileges, r.IgnoredPrivileges = sanitize.ScopeNames(b.Privileges)
+		ignored = "privilege"
 	case jetonv1alpha1.APIParticulier:
 		if b.Scopes == nil {
 			return unexpected("the API answered 200 without a scopes list: check that the base URL points at API Particulier")
 		}
-		r.Privileges = b.Scopes
+		r.Privileges, r.IgnoredPrivileges = sanitize.ScopeNames(b.Scopes)
+		ignored = "scope"
 	case jetonv1alpha1.DemarchesNumeriques:
 		// GraphQL answers 200 for field-level errors: data is null and errors say why.
 		// Decoded, not matched as text: `"demarche": null` and `{"data":{}}` are no démarche
@@ -209,6 +223,11 @@ func classifyOK(api jetonv1alpha1.API, r Result, b body, parsed bool) Result {
 	}
 	r.Reason = jetonv1alpha1.ReasonProbeSucceeded
 	r.Message = "the API accepted the token"
+	if r.IgnoredPrivileges > 0 {
+		// A count only: the names themselves may be anything, the token included.
+		r.Message += fmt.Sprintf("; %d unexpected %s names ignored (not shaped like scope names, or more than %d)",
+			r.IgnoredPrivileges, ignored, sanitize.MaxScopes)
+	}
 	return r
 }
 
@@ -219,16 +238,17 @@ func codeSuffix(code string) string {
 	return " (code " + code + ")"
 }
 
-// sanitizeHeader keeps a header value short and printable before it goes into a message.
-func sanitizeHeader(v string) string {
-	v = strings.Map(func(r rune) rune {
-		if r < 0x20 || r > 0x7e {
-			return -1
-		}
-		return r
-	}, v)
-	if len(v) > 40 {
-		v = v[:40]
+// waitNote says how long a 429 asked to wait, in seconds parsed from Retry-After (seconds
+// or HTTP date) and RateLimit-Remaining/RateLimit-Reset, as RetryAt reads them. Header
+// values never reach the message: one that does not parse only gives "asked to wait".
+func waitNote(header http.Header, now time.Time) string {
+	asked := strings.TrimSpace(header.Get("Retry-After")) != "" ||
+		strings.TrimSpace(header.Get("RateLimit-Remaining")) == "0"
+	if !asked {
+		return ""
 	}
-	return v
+	if at := RetryAt(header, now); !at.IsZero() {
+		return fmt.Sprintf("; the API asked to wait %ds", int64(math.Ceil(at.Sub(now).Seconds())))
+	}
+	return "; the API asked to wait"
 }

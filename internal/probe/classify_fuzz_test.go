@@ -2,14 +2,23 @@ package probe
 
 import (
 	"encoding/json"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"net/http"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
+	"github.com/jeton-dev/jeton/internal/sanitize"
 )
 
 // fuzzToken stands for the token that was sent with the probe. Classify never sees it, but
@@ -36,21 +45,24 @@ var classifyReasons = []string{
 	jetonv1alpha1.ReasonUnexpectedResponse,
 }
 
-// FuzzClassify feeds Classify real answers of the three APIs (and mutations of them) and
-// checks what TechnicalToken status, events and alerts rely on.
-func FuzzClassify(f *testing.F) {
+// classifySeed is one answer: the API (index in fuzzAPIs), the status, Retry-After, the body.
+type classifySeed struct {
+	api        uint8
+	status     int
+	retryAfter string
+	body       string
+}
+
+// classifySeeds returns real answers of the three APIs, answers that echo the token, and
+// oddities: the seeds of both fuzz targets.
+func classifySeeds() []classifySeed {
 	const (
 		ae = 0
 		ap = 1
 		dn = 2
 	)
 	html502 := "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>"
-	seeds := []struct {
-		api        uint8
-		status     int
-		retryAfter string
-		body       string
-	}{
+	return []classifySeed{
 		// API Entreprise GET /privileges.
 		{ae, 200, "", `{"privileges":["unites_legales_etablissements_insee","attestations_fiscales","attestations_sociales"]}`},
 		{ae, 200, "", `{"privileges":[]}`},
@@ -93,7 +105,12 @@ func FuzzClassify(f *testing.F) {
 		{ae, 301, "", ``},
 		{ae, 401, "", `{"errors":[{"code":"00101\n\u001b[31mfake log line"}]}`},
 	}
-	for _, s := range seeds {
+}
+
+// FuzzClassify feeds Classify real answers of the three APIs (and mutations of them) and
+// checks what TechnicalToken status, events and alerts rely on.
+func FuzzClassify(f *testing.F) {
+	for _, s := range classifySeeds() {
 		f.Add(s.api, s.status, s.retryAfter, []byte(s.body))
 	}
 
@@ -176,14 +193,17 @@ func checkSuccessBody(t *testing.T, api jetonv1alpha1.API, raw []byte, r Result)
 	if err := json.Unmarshal(raw, &b); err != nil {
 		t.Fatalf("success on a body that is not a JSON object: %v", err)
 	}
+	// The privileges are the API's own, filtered: the scope-shaped names of the answer.
 	switch api {
 	case jetonv1alpha1.APIEntreprise:
-		if b.Privileges == nil || !slices.Equal(r.Privileges, b.Privileges) {
-			t.Errorf("success with privileges %q, body says %q", r.Privileges, b.Privileges)
+		want, dropped := sanitize.ScopeNames(b.Privileges)
+		if b.Privileges == nil || !slices.Equal(r.Privileges, want) || r.IgnoredPrivileges != dropped {
+			t.Errorf("success with privileges %q (%d ignored), body says %q", r.Privileges, r.IgnoredPrivileges, b.Privileges)
 		}
 	case jetonv1alpha1.APIParticulier:
-		if b.Scopes == nil || !slices.Equal(r.Privileges, b.Scopes) {
-			t.Errorf("success with privileges %q, body says scopes %q", r.Privileges, b.Scopes)
+		want, dropped := sanitize.ScopeNames(b.Scopes)
+		if b.Scopes == nil || !slices.Equal(r.Privileges, want) || r.IgnoredPrivileges != dropped {
+			t.Errorf("success with privileges %q (%d ignored), body says scopes %q", r.Privileges, r.IgnoredPrivileges, b.Scopes)
 		}
 	case jetonv1alpha1.DemarchesNumeriques:
 		if !validSuccessBody(api, raw) {
@@ -217,4 +237,190 @@ func validSuccessBody(api jetonv1alpha1.API, raw []byte) bool {
 		}
 		return json.Unmarshal(raw, &b) == nil && b.Data != nil && b.Data.Demarche != nil && len(b.Errors) == 0
 	}
+}
+
+// maxMessageLen bounds a message: messages must not grow with the answer.
+const maxMessageLen = 512
+
+// FuzzClassifyNeverEchoes feeds Classify answers of any shape, size and content, headers
+// included, and checks that nothing of them reaches a Result except what DESIGN.md §6
+// allows: scope-shaped privilege names within the bound, a code of the documented shape,
+// and, in the message, numbers. Every other piece of the message must be our own words:
+// its letters words of classify.go's string literals (or of http.StatusText), its other
+// characters digits or punctuation of those literals.
+func FuzzClassifyNeverEchoes(f *testing.F) {
+	for _, s := range classifySeeds() {
+		f.Add(s.api, s.status, s.retryAfter, "", "", []byte(s.body))
+	}
+	list := func(names ...string) string {
+		b, _ := json.Marshal(map[string][]string{"privileges": names})
+		return string(b)
+	}
+	many := make([]string, 10_000)
+	for i := range many {
+		many[i] = fmt.Sprintf("scope_%d", i%5000) // 5,000 names, each twice
+	}
+	mib := strings.Repeat("a", 1<<20)
+	hostile := []struct {
+		api                          uint8
+		status                       int
+		retryAfter, remaining, reset string
+		body                         string
+	}{
+		// Privileges that echo the token, or are not names at all.
+		{0, 200, "", "", "", list("attestations_fiscales", fuzzToken, fuzzSecret, "Bearer "+fuzzToken)},
+		{1, 200, "", "", "", `{"_id":"x","name":null,"scopes":["cnaf_quotient_familial","` + fuzzToken + `"]}`},
+		{0, 200, "", "", "", list("a\x00b", "\x00", "scope\nlevel=error msg=forged", "\x1b[31mred", "d7e9c9f4c3ca00caadde31f50fd4521a")},
+		{0, 200, "", "", "", `{"privileges":["a\u0000b","\u0000","\ud800","é"]}`},
+		// Huge answers: 10,000 privileges, a 1 MiB name, a 1 MiB body.
+		{0, 200, "", "", "", list(many...)},
+		{1, 200, "", "", "", `{"scopes":` + list(many...)[len(`{"privileges":`):]},
+		{0, 200, "", "", "", list(mib)},
+		{0, 500, "", "", "", mib},
+		{2, 401, "", "", "", `{"errors":[{"message":"` + mib + `","extensions":{"code":"unauthorized"}}]}`},
+		// Headers that are no numbers: a token, a token after a number, NUL bytes.
+		{0, 429, fuzzToken, "0", fuzzToken, ""},
+		{0, 429, "32 " + fuzzToken, "", "", ""},
+		{0, 429, "\x00\x00\x00\x00\x00\x00\x00\x00", "0", "\x00", "\x00\x00\x00"},
+		{2, 429, time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).Format(http.TimeFormat), "0", "1772366445", ""},
+		{0, 429, "", "0", "20", `{"errors":[{"code":"00429"}]}`},
+		// Codes of the wrong shape.
+		{0, 401, "", "", "", `{"errors":[{"code":"Zk8sJ2m9QxW4vT7yR1pL6nB3"}]}`},
+		{2, 403, "", "", "", `{"errors":[{"message":"` + fuzzToken + `","extensions":{"code":"forbidden` + "\\n" + `"}}]}`},
+	}
+	for _, h := range hostile {
+		f.Add(h.api, h.status, h.retryAfter, h.remaining, h.reset, []byte(h.body))
+	}
+
+	vocab := classifyVocabulary(f)
+	codeShape := regexp.MustCompile(CodePattern)
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, apiIndex uint8, status int, retryAfter, remaining, reset string, raw []byte) {
+		api := fuzzAPIs[int(apiIndex)%len(fuzzAPIs)]
+		header := http.Header{}
+		for k, v := range map[string]string{"Retry-After": retryAfter, "RateLimit-Remaining": remaining, "RateLimit-Reset": reset} {
+			if v != "" {
+				header[k] = []string{v} // as sent, not canonicalised by Set
+			}
+		}
+		r := ClassifyAt(api, status, header, raw, now)
+
+		if len(r.Privileges) > sanitize.MaxScopes {
+			t.Errorf("%d privileges, more than %d", len(r.Privileges), sanitize.MaxScopes)
+		}
+		for i, p := range r.Privileges {
+			if !sanitize.IsScopeName(p) {
+				t.Errorf("privilege %.80q is not shaped like a scope name", shown(p))
+			}
+			if i > 0 && r.Privileges[i-1] >= p {
+				t.Errorf("privileges are not sorted and unique at %d", i)
+			}
+		}
+		if r.Code != "" && (len(r.Code) > maxCodeLen || !codeShape.MatchString(r.Code)) {
+			t.Errorf("code %.80q does not match %s", shown(r.Code), CodePattern)
+		}
+		if len(r.Message) > maxMessageLen {
+			t.Errorf("message is %d bytes: it grows with the answer", len(r.Message))
+		}
+		// The code is checked above (messages quote it as "code <code>"); what is left must
+		// be our own words and numbers.
+		msg := r.Message
+		if r.Code != "" {
+			msg = strings.ReplaceAll(msg, "code "+r.Code, "code ")
+		}
+		if piece := vocab.foreign(msg); piece != "" {
+			t.Errorf("message holds %.40q, which is not jeton's own words: %.300q", shown(piece), shown(r.Message))
+		}
+		// Said plainly (the check above implies it): no input longer than 6 bytes appears
+		// verbatim in the message, unless it is a piece of our own text. The letters at
+		// either end may be parts of our words ("ernal S" is in "Internal Server Error").
+		for name, v := range map[string]string{"body": string(raw), "Retry-After": retryAfter, "RateLimit-Remaining": remaining, "RateLimit-Reset": reset} {
+			inner := strings.TrimRightFunc(strings.TrimLeftFunc(v, unicode.IsLetter), unicode.IsLetter)
+			if len(v) > 6 && vocab.foreign(inner) != "" && strings.Contains(r.Message, v) {
+				t.Errorf("message copies the %s: %.300q", name, shown(r.Message))
+			}
+		}
+	})
+}
+
+// shown hides the seeds' token in a failure report: test output never shows a token,
+// even a fake one.
+func shown(s string) string {
+	return strings.NewReplacer(fuzzToken, "[fuzzToken]", fuzzSecret, "[fuzzSecret]").Replace(s)
+}
+
+// vocabulary is what a message may be made of besides numbers and the code.
+type vocabulary struct {
+	words map[string]bool // runs of letters
+	other map[rune]bool   // characters that are neither letters nor digits
+}
+
+// foreign returns the first piece of s that is not in the vocabulary: a run of letters
+// that is not one of its words, or a character that is neither a digit nor one of its
+// punctuation characters. It returns "" when s is all vocabulary.
+func (v vocabulary) foreign(s string) string {
+	word := strings.Builder{}
+	for _, r := range s + " " { // the space ends the last word
+		if unicode.IsLetter(r) {
+			word.WriteRune(r)
+			continue
+		}
+		if w := word.String(); w != "" && !v.words[w] {
+			return w
+		}
+		word.Reset()
+		if !('0' <= r && r <= '9') && !v.other[r] {
+			return string(r)
+		}
+	}
+	return ""
+}
+
+var (
+	vocabOnce sync.Once
+	vocab     vocabulary
+)
+
+// formatVerb matches the fmt verbs of a format string, which are not words of a message.
+var formatVerb = regexp.MustCompile(`%[-+# 0-9.]*[a-zA-Z%]`)
+
+// classifyVocabulary collects the words and punctuation of the message texts of
+// classify.go (its string literals that hold a space, or are one word: not the header
+// names, struct tags and patterns), and of the HTTP status texts, which messages quote.
+func classifyVocabulary(tb testing.TB) vocabulary {
+	vocabOnce.Do(func() {
+		vocab = vocabulary{words: map[string]bool{}, other: map[rune]bool{' ': true}}
+		file, err := parser.ParseFile(token.NewFileSet(), "classify.go", nil, 0)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		var texts []string
+		ast.Inspect(file, func(n ast.Node) bool {
+			if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+				s, err := strconv.Unquote(lit.Value)
+				oneWord := s != "" && strings.IndexFunc(s, func(r rune) bool { return !unicode.IsLetter(r) }) < 0
+				if err == nil && (strings.Contains(s, " ") || oneWord) {
+					texts = append(texts, formatVerb.ReplaceAllString(s, " "))
+				}
+			}
+			return true
+		})
+		for code := 100; code < 600; code++ {
+			texts = append(texts, http.StatusText(code))
+		}
+		for _, text := range texts {
+			for _, w := range strings.FieldsFunc(text, func(r rune) bool { return !unicode.IsLetter(r) }) {
+				vocab.words[w] = true
+			}
+			for _, r := range text {
+				if !unicode.IsLetter(r) && !unicode.IsDigit(r) && unicode.IsPrint(r) {
+					vocab.other[r] = true
+				}
+			}
+		}
+	})
+	if len(vocab.words) < 50 {
+		tb.Fatalf("only %d words found in classify.go's literals", len(vocab.words))
+	}
+	return vocab
 }

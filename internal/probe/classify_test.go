@@ -3,6 +3,7 @@ package probe
 import (
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +30,7 @@ func TestClassify(t *testing.T) {
 		dn = jetonv1alpha1.DemarchesNumeriques
 	)
 	html := "<html><body><h1>502 Bad Gateway</h1></body></html>"
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name       string
 		api        jetonv1alpha1.API
@@ -41,7 +43,7 @@ func TestClassify(t *testing.T) {
 		inMessage  string
 	}{
 		{"AE healthy", ae, 200, nil, `{"privileges":["unites_legales_etablissements_insee","attestations_fiscales"]}`,
-			jetonv1alpha1.ReasonProbeSucceeded, "", []string{"unites_legales_etablissements_insee", "attestations_fiscales"}, "accepted"},
+			jetonv1alpha1.ReasonProbeSucceeded, "", []string{"attestations_fiscales", "unites_legales_etablissements_insee"}, "accepted"},
 		{"AE healthy with no privileges", ae, 200, nil, `{"privileges":[]}`, jetonv1alpha1.ReasonProbeSucceeded, "", []string{}, ""},
 		{"AP healthy", ap, 200, nil, `{"_id":"abc","name":null,"scopes":["cnaf_quotient_familial"]}`,
 			jetonv1alpha1.ReasonProbeSucceeded, "", []string{"cnaf_quotient_familial"}, ""},
@@ -74,11 +76,25 @@ func TestClassify(t *testing.T) {
 			jetonv1alpha1.ReasonUnexpectedResponse, "not_found", nil, "démarche number"},
 		{"DN 200 data without démarche", dn, 200, nil, `{"data":{"demarche":null}}`, jetonv1alpha1.ReasonUnexpectedResponse, "", nil, "demarcheNumber"},
 		{"DN 429", dn, 429, http.Header{"Retry-After": {"60"}}, dnErr("Too many requests", "too_many_requests", false),
-			jetonv1alpha1.ReasonRateLimited, "too_many_requests", nil, "Retry-After: 60"},
+			jetonv1alpha1.ReasonRateLimited, "too_many_requests", nil, "asked to wait 60s;"},
 
-		{"AE 429 with body", ae, 429, http.Header{"Retry-After": {"32"}}, apiErr("00429"), jetonv1alpha1.ReasonRateLimited, "00429", nil, "Retry-After: 32"},
+		{"AE 429 with body", ae, 429, http.Header{"Retry-After": {"32"}}, apiErr("00429"), jetonv1alpha1.ReasonRateLimited, "00429", nil, "asked to wait 32s;"},
 		{"AE 429 empty body", ae, 429, http.Header{"Retry-After": {"32"}}, "", jetonv1alpha1.ReasonRateLimited, "", nil, "429"},
 		{"AE 429 no Retry-After", ae, 429, nil, "", jetonv1alpha1.ReasonRateLimited, "", nil, "backs off"},
+		{"AE 429 Retry-After HTTP date", ae, 429, http.Header{"Retry-After": {now.Add(90 * time.Second).Format(http.TimeFormat)}}, "",
+			jetonv1alpha1.ReasonRateLimited, "", nil, "asked to wait 90s;"},
+		{"AE 429 RateLimit-Reset epoch", ae, 429, http.Header{"Ratelimit-Remaining": {"0"}, "Ratelimit-Reset": {strconv.FormatInt(now.Unix()+45, 10)}}, "",
+			jetonv1alpha1.ReasonRateLimited, "", nil, "asked to wait 45s;"},
+		{"AE 429 Retry-After garbage", ae, 429, http.Header{"Retry-After": {"soon"}}, "", jetonv1alpha1.ReasonRateLimited, "", nil, "asked to wait;"},
+
+		// Hostile answers: only scope-shaped names and plain codes get through.
+		{"AE privileges echoing a token", ae, 200, nil, `{"privileges":["attestations_fiscales","` + jwtLike + `"]}`,
+			jetonv1alpha1.ReasonProbeSucceeded, "", []string{"attestations_fiscales"}, "1 unexpected privilege names ignored"},
+		{"AP scopes with control characters and duplicates", ap, 200, nil, `{"scopes":["b","a\u0000","b","A","a"]}`,
+			jetonv1alpha1.ReasonProbeSucceeded, "", []string{"a", "b"}, "2 unexpected scope names ignored"},
+		{"AE mixed-case code is not a code", ae, 401, nil, apiErr("Zk8sJ2m9QxW4vT7y"), jetonv1alpha1.ReasonUnauthorized, "", nil, "(401)"},
+		{"AE letters-and-digits code is not a code", ae, 401, nil, apiErr("abc123def456"), jetonv1alpha1.ReasonUnauthorized, "", nil, "(401)"},
+		{"DN upper-case GraphQL code", dn, 403, nil, dnErr("x", "UNAUTHENTICATED", false), jetonv1alpha1.ReasonUnauthorized, "UNAUTHENTICATED", nil, "(403 (code UNAUTHENTICATED))"},
 
 		{"AE 500 HTML", ae, 500, nil, html, jetonv1alpha1.ReasonServerError, "", nil, "500"},
 		{"AE 502", ae, 502, nil, html, jetonv1alpha1.ReasonServerError, "", nil, "502"},
@@ -90,7 +106,7 @@ func TestClassify(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Classify(tt.api, tt.status, tt.header, []byte(tt.body))
+			got := ClassifyAt(tt.api, tt.status, tt.header, []byte(tt.body), now)
 			if got.Reason != tt.reason {
 				t.Errorf("reason = %q, want %q (message %q)", got.Reason, tt.reason, got.Message)
 			}
@@ -113,12 +129,40 @@ func TestClassify(t *testing.T) {
 	}
 }
 
+// jwtLike is shaped like a token; it is no real token.
+const jwtLike = "eyJhbGciOiJIUzI1NiJ9.eyJqdGkiOiJ4In0.c2lnbmF0dXJl"
+
 // The API's own text (French, and possibly echoing the request) never goes into a message.
 func TestClassifyDoesNotCopyBody(t *testing.T) {
 	body := `{"errors":[{"code":"00101","title":"Interdit","detail":"token eyJhbGciOi.secret rejected"}]}`
 	got := Classify(jetonv1alpha1.APIEntreprise, 401, nil, []byte(body))
 	if strings.Contains(got.Message, "eyJ") || strings.Contains(got.Message, "secret") {
 		t.Fatalf("message copies the body: %q", got.Message)
+	}
+}
+
+// Headers reach a message only as parsed numbers: a value that does not parse, whatever
+// it holds, leaves no trace.
+func TestClassifyDoesNotCopyHeaders(t *testing.T) {
+	for _, v := range []string{jwtLike, "Bearer " + jwtLike, "32 " + jwtLike, "soon\nlevel=error", "\x00\x00", "Sun, 01 Mar 2026 12:00:00 GMT " + jwtLike} {
+		header := http.Header{"Retry-After": {v}, "Ratelimit-Remaining": {"0"}, "Ratelimit-Reset": {v}}
+		got := Classify(jetonv1alpha1.APIEntreprise, 429, header, nil)
+		if strings.Contains(got.Message, "eyJ") || strings.Contains(got.Message, "Bearer") || strings.Contains(got.Message, "level=") {
+			t.Errorf("message copies a header: %q", got.Message)
+		}
+		if !strings.Contains(got.Message, "the API asked to wait;") {
+			t.Errorf("message %q should say the API asked to wait, without a value", got.Message)
+		}
+	}
+}
+
+// GraphQL error messages are the API's words, and may echo the request: never copied.
+func TestClassifyDoesNotCopyGraphQLMessages(t *testing.T) {
+	for _, status := range []int{200, 401, 403, 429, 500} {
+		got := Classify(jetonv1alpha1.DemarchesNumeriques, status, nil, []byte(dnErr("Token "+jwtLike+" expired", "unauthorized", status == 200)))
+		if strings.Contains(got.Message, "eyJ") {
+			t.Errorf("%d: message copies the GraphQL message: %q", status, got.Message)
+		}
 	}
 }
 

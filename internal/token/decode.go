@@ -12,15 +12,27 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
+	"github.com/jeton-dev/jeton/internal/sanitize"
 )
 
-// Info is what a token says about itself. Nothing in it is secret: it is safe for status.
+// Info is what a token says about itself. Nothing in it is secret, and nothing in it is
+// arbitrary bytes of the token: it is safe for status. A token is written by its issuer and
+// delivered by the credentials admin, not by a stranger, but status must never echo
+// whatever a token holds, so claims are kept only in bounded, documented shapes.
+//
+// The `sub` claim (the habilitation title, free text) is not read: nothing needs it.
 type Info struct {
-	ID        string     // JWT jti, or the Démarches Numériques token id (the UUID)
-	Subject   string     // JWT sub (habilitation title), if any
+	// ID is the JWT jti when it is a bounded identifier (sanitize.IdentifierPattern; a
+	// UUID on both APIs), else empty; or the Démarches Numériques token id (a UUID).
+	ID        string
 	IssuedAt  *time.Time // iat
 	ExpiresAt *time.Time // exp; nil when the token carries none
-	Scopes    []string   // `scopes` claim, or older `roles`; sorted, deduplicated
+	// Scopes from the `scopes` claim, or the older `roles`: scope-shaped names only
+	// (sanitize.ScopeNames), sorted, without duplicates, at most sanitize.MaxScopes.
+	Scopes []string
+	// IgnoredScopes counts the entries of the claim left out of Scopes (not scope-shaped,
+	// empty, or beyond the bound); never what they were.
+	IgnoredScopes int
 }
 
 // dnFormat is how error messages describe a Démarches Numériques token.
@@ -36,11 +48,12 @@ var parser = jwt.NewParser(jwt.WithPaddingAllowed())
 
 // Decode decodes a token for an API, without verifying any signature.
 //
-// API Entreprise and API Particulier tokens are JWTs: jti, sub, iat, exp and scopes (or the
-// older roles) are read, unknown claims are ignored, a JWT without jti is accepted (ID empty),
-// and any alg, even "none", is fine since nothing is verified. Démarches Numériques tokens are
-// base64url (padded or not, or standard base64) of "<token-id UUID>;<secret>" and carry no
-// expiry. Errors are *DecodeError (wrapping ErrInvalid) and never contain any part of the token.
+// API Entreprise and API Particulier tokens are JWTs: jti, iat, exp and scopes (or the
+// older roles) are read, unknown claims are ignored, a JWT without jti, or with a jti that is
+// not a bounded identifier, is accepted (ID empty), and any alg, even "none", is fine since
+// nothing is verified. Démarches Numériques tokens are base64url (padded or not, or standard
+// base64) of "<token-id UUID>;<secret>" and carry no expiry. Errors are *DecodeError
+// (wrapping ErrInvalid) and never contain any part of the token.
 func Decode(api jetonv1alpha1.API, token string) (Info, error) {
 	switch api {
 	case jetonv1alpha1.APIEntreprise, jetonv1alpha1.APIParticulier:
@@ -96,8 +109,10 @@ func decodeJWT(api jetonv1alpha1.API, token string) (Info, error) {
 	if info.ID, err = stringClaim(claims, "jti"); err != nil {
 		return Info{}, invalid(api, "%v", err)
 	}
-	if info.Subject, err = stringClaim(claims, "sub"); err != nil {
-		return Info{}, invalid(api, "%v", err)
+	if !sanitize.IsIdentifier(info.ID) {
+		// Dropped, not an error: the token may still work, and the jti is only a label
+		// for status, which must not hold arbitrary bytes.
+		info.ID = ""
 	}
 	if info.IssuedAt, err = numericDateClaim(claims, "iat"); err != nil {
 		return Info{}, invalid(api, "%v", err)
@@ -105,7 +120,7 @@ func decodeJWT(api jetonv1alpha1.API, token string) (Info, error) {
 	if info.ExpiresAt, err = numericDateClaim(claims, "exp"); err != nil {
 		return Info{}, invalid(api, "%v", err)
 	}
-	if info.Scopes, err = scopesClaim(claims); err != nil {
+	if info.Scopes, info.IgnoredScopes, err = scopesClaim(claims); err != nil {
 		return Info{}, invalid(api, "%v", err)
 	}
 	return info, nil
@@ -165,8 +180,9 @@ func numericDateClaim(claims jwt.MapClaims, name string) (*time.Time, error) {
 	return &t, nil
 }
 
-// scopesClaim reads `scopes`, or `roles` on older tokens, as a sorted set.
-func scopesClaim(claims jwt.MapClaims) ([]string, error) {
+// scopesClaim reads `scopes`, or `roles` on older tokens, keeping the scope-shaped names as
+// a sorted set (sanitize.ScopeNames) and counting the others.
+func scopesClaim(claims jwt.MapClaims) (scopes []string, ignored int, err error) {
 	name := "scopes"
 	v, ok := claims[name]
 	if !ok || v == nil {
@@ -174,27 +190,22 @@ func scopesClaim(claims jwt.MapClaims) ([]string, error) {
 		v = claims[name]
 	}
 	if v == nil {
-		return nil, nil
+		return nil, 0, nil
 	}
 	list, ok := v.([]any)
 	if !ok {
-		return nil, fmt.Errorf("%s claim is not a list of strings", name)
+		return nil, 0, fmt.Errorf("%s claim is not a list of strings", name)
 	}
-	scopes := make([]string, 0, len(list))
+	names := make([]string, 0, len(list))
 	for _, item := range list {
 		s, ok := item.(string)
 		if !ok {
-			return nil, fmt.Errorf("%s claim is not a list of strings", name)
+			return nil, 0, fmt.Errorf("%s claim is not a list of strings", name)
 		}
-		if s != "" {
-			scopes = append(scopes, s)
-		}
+		names = append(names, s)
 	}
-	if len(scopes) == 0 {
-		return nil, nil
-	}
-	slices.Sort(scopes)
-	return slices.Compact(scopes), nil
+	scopes, ignored = sanitize.ScopeNames(names)
+	return scopes, ignored, nil
 }
 
 func decodeDN(token string) (Info, error) {

@@ -12,6 +12,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
+	"github.com/jeton-dev/jeton/internal/sanitize"
 )
 
 const (
@@ -84,7 +85,6 @@ func TestDecode(t *testing.T) {
 	}
 	full := Info{
 		ID:        testJTI,
-		Subject:   "Mairie de Trifouilly - marchés publics",
 		IssuedAt:  ptr(iat),
 		ExpiresAt: ptr(exp),
 		Scopes:    []string{"attestations_fiscales", "attestations_sociales", "unites_legales_etablissements_insee"},
@@ -106,24 +106,61 @@ func TestDecode(t *testing.T) {
 		{"API Particulier token", apiParticulier, testJWT(t, fullClaims()), full, ""},
 		{"old token with roles", apiEntreprise,
 			testJWT(t, withClaims(map[string]any{"roles": []string{"liasse_fiscale", "certificat_cnetp"}}, "scopes")),
-			Info{ID: testJTI, Subject: full.Subject, IssuedAt: ptr(iat), ExpiresAt: ptr(exp), Scopes: []string{"certificat_cnetp", "liasse_fiscale"}}, ""},
+			Info{ID: testJTI, IssuedAt: ptr(iat), ExpiresAt: ptr(exp), Scopes: []string{"certificat_cnetp", "liasse_fiscale"}}, ""},
 		{"scopes win over roles", apiEntreprise,
 			testJWT(t, withClaims(map[string]any{"scopes": []string{"b"}, "roles": []string{"a"}})),
-			Info{ID: testJTI, Subject: full.Subject, IssuedAt: ptr(iat), ExpiresAt: ptr(exp), Scopes: []string{"b"}}, ""},
+			Info{ID: testJTI, IssuedAt: ptr(iat), ExpiresAt: ptr(exp), Scopes: []string{"b"}}, ""},
 		{"scopes sorted and deduplicated, empty dropped", apiParticulier,
 			testJWT(t, withClaims(map[string]any{"scopes": []string{"cnaf_quotient_familial", "", "cnaf_allocataires", "cnaf_quotient_familial"}})),
-			Info{ID: testJTI, Subject: full.Subject, IssuedAt: ptr(iat), ExpiresAt: ptr(exp), Scopes: []string{"cnaf_allocataires", "cnaf_quotient_familial"}}, ""},
+			Info{ID: testJTI, IssuedAt: ptr(iat), ExpiresAt: ptr(exp), Scopes: []string{"cnaf_allocataires", "cnaf_quotient_familial"}, IgnoredScopes: 1}, ""},
 		{"no jti, no sub, no scopes", apiEntreprise,
 			testJWT(t, withClaims(nil, "jti", "sub", "scopes")),
 			Info{IssuedAt: ptr(iat), ExpiresAt: ptr(exp)}, ""},
 		{"no exp", apiEntreprise, testJWT(t, withClaims(nil, "exp")),
-			Info{ID: testJTI, Subject: full.Subject, IssuedAt: ptr(iat), Scopes: full.Scopes}, ""},
+			Info{ID: testJTI, IssuedAt: ptr(iat), Scopes: full.Scopes}, ""},
 		{"null claims are absent", apiEntreprise, testJWT(t, withClaims(map[string]any{"exp": nil, "jti": nil, "scopes": nil})),
-			Info{Subject: full.Subject, IssuedAt: ptr(iat)}, ""},
+			Info{IssuedAt: ptr(iat)}, ""},
 		{"fractional exp is truncated to the second", apiEntreprise, testJWT(t, withClaims(map[string]any{"exp": float64(exp.Unix()) + 0.75})),
 			full, ""},
 		{"alg none", apiEntreprise, noneToken, full, ""},
 		{"unknown alg", apiEntreprise, rawJWT(`{"alg":"XY999","typ":"JWT"}`, `{"jti":"`+testJTI+`"}`), Info{ID: testJTI}, ""},
+		// Claims reach status only in bounded shapes: what does not fit is dropped, not an error.
+		{"jti too long is dropped", apiEntreprise, testJWT(t, withClaims(map[string]any{"jti": strings.Repeat("a", 129)})),
+			Info{IssuedAt: ptr(iat), ExpiresAt: ptr(exp), Scopes: full.Scopes}, ""},
+		{"jti of 128 characters is kept", apiEntreprise, testJWT(t, withClaims(map[string]any{"jti": strings.Repeat("a", 128)})),
+			Info{ID: strings.Repeat("a", 128), IssuedAt: ptr(iat), ExpiresAt: ptr(exp), Scopes: full.Scopes}, ""},
+		{"jti with spaces and quotes is dropped", apiEntreprise, testJWT(t, withClaims(map[string]any{"jti": `a "b" c`})),
+			Info{IssuedAt: ptr(iat), ExpiresAt: ptr(exp), Scopes: full.Scopes}, ""},
+		{"jti with control characters is dropped", apiEntreprise, testJWT(t, withClaims(map[string]any{"jti": "abc\nlevel=error msg=forged"})),
+			Info{IssuedAt: ptr(iat), ExpiresAt: ptr(exp), Scopes: full.Scopes}, ""},
+		{"jti with unicode is dropped", apiEntreprise, testJWT(t, withClaims(map[string]any{"jti": "idé"})),
+			Info{IssuedAt: ptr(iat), ExpiresAt: ptr(exp), Scopes: full.Scopes}, ""},
+		{"empty jti", apiEntreprise, testJWT(t, withClaims(map[string]any{"jti": ""})),
+			Info{IssuedAt: ptr(iat), ExpiresAt: ptr(exp), Scopes: full.Scopes}, ""},
+		{"upper-case UUID jti is kept", apiEntreprise, testJWT(t, withClaims(map[string]any{"jti": strings.ToUpper(testJTI)})),
+			Info{ID: strings.ToUpper(testJTI), IssuedAt: ptr(iat), ExpiresAt: ptr(exp), Scopes: full.Scopes}, ""},
+		{"scopes: only scope-shaped names are kept", apiEntreprise,
+			testJWT(t, withClaims(map[string]any{"scopes": []string{
+				"attestations_fiscales",
+				"eyJhbGciOiJIUzI1NiJ9.eyJqdGkiOiJ4In0.c2lnbmF0dXJl", // JWT-looking
+				"a" + strings.Repeat("b", 128),                      // too long
+				"Attestations_fiscales",                             // upper case
+				"attestations fiscales",                             // space
+				"attestations_fiscalés",                             // unicode
+				"scope\x00",                                         // NUL
+				"scope\nlevel=error",                                // newline
+				"d7e9c9f4c3ca00caadde31f50fd4521a",                  // a hex key
+			}})),
+			Info{ID: testJTI, IssuedAt: ptr(iat), ExpiresAt: ptr(exp), Scopes: []string{"attestations_fiscales"}, IgnoredScopes: 8}, ""},
+		{"roles: same filter", apiEntreprise,
+			testJWT(t, withClaims(map[string]any{"roles": []string{"liasse_fiscale", "LIASSE"}}, "scopes")),
+			Info{ID: testJTI, IssuedAt: ptr(iat), ExpiresAt: ptr(exp), Scopes: []string{"liasse_fiscale"}, IgnoredScopes: 1}, ""},
+		{"scopes: none kept", apiParticulier, testJWT(t, withClaims(map[string]any{"scopes": []string{"", "Bad"}})),
+			Info{ID: testJTI, IssuedAt: ptr(iat), ExpiresAt: ptr(exp), IgnoredScopes: 2}, ""},
+		{"scopes: too many", apiParticulier, testJWT(t, withClaims(map[string]any{"scopes": manyScopes(300)})),
+			Info{ID: testJTI, IssuedAt: ptr(iat), ExpiresAt: ptr(exp), Scopes: manyScopes(256), IgnoredScopes: 300 - 256}, ""},
+		{"scopes: duplicates are not ignored names", apiParticulier, testJWT(t, withClaims(map[string]any{"scopes": []string{"b", "a", "b", "a"}})),
+			Info{ID: testJTI, IssuedAt: ptr(iat), ExpiresAt: ptr(exp), Scopes: []string{"a", "b"}}, ""},
 		{"padded segments", apiEntreprise,
 			base64.URLEncoding.EncodeToString([]byte(`{"alg":"HS256"}`)) + "." + base64.URLEncoding.EncodeToString([]byte(`{"jti":"`+testJTI+`"}`)) + ".c2ln",
 			Info{ID: testJTI}, ""},
@@ -142,7 +179,7 @@ func TestDecode(t *testing.T) {
 		{"exp beyond year 9999", apiEntreprise, testJWT(t, withClaims(map[string]any{"exp": 1e15})), Info{}, "exp claim is out of range"},
 		{"exp negative", apiEntreprise, testJWT(t, withClaims(map[string]any{"exp": -1})), Info{}, "exp claim is out of range"},
 		{"jti a number", apiEntreprise, testJWT(t, withClaims(map[string]any{"jti": 42})), Info{}, "jti claim is not a string"},
-		{"sub an object", apiEntreprise, testJWT(t, withClaims(map[string]any{"sub": map[string]any{"title": "x"}})), Info{}, "sub claim is not a string"},
+		{"sub is not read, whatever its type", apiEntreprise, testJWT(t, withClaims(map[string]any{"sub": map[string]any{"title": "x"}})), full, ""},
 		{"scopes a string", apiEntreprise, testJWT(t, withClaims(map[string]any{"scopes": "attestations_fiscales"})), Info{}, "scopes claim is not a list of strings"},
 		{"roles with numbers", apiEntreprise, testJWT(t, withClaims(map[string]any{"roles": []any{"a", 1}}, "scopes")), Info{}, "roles claim is not a list of strings"},
 		{"DN token given to API Entreprise", apiEntreprise, dnToken(base64.RawURLEncoding, dnID+";"+dnSecret), Info{}, "looks like a Démarches Numériques token, but APIEntreprise tokens are JWTs"},
@@ -318,6 +355,9 @@ func FuzzDecode(f *testing.F) {
 	f.Add(dnToken(base64.RawURLEncoding, "x;y"))
 	f.Add("")
 	f.Add("\xff")
+	// Claims that must not reach status as they are.
+	f.Add(rawJWT(`{"alg":"none"}`, `{"jti":"a \"b\"\n","scopes":["A","\u0000","scopé","","ok"]}`))
+	f.Add(rawJWT(`{"alg":"none"}`, `{"jti":"`+strings.Repeat("j", 200)+`","roles":["`+strings.Repeat("r", 200)+`"]}`))
 	f.Fuzz(func(t *testing.T, tok string) {
 		for _, api := range []jetonv1alpha1.API{apiEntreprise, apiParticulier, apiDN} {
 			info, err := Decode(api, tok)
@@ -348,6 +388,18 @@ func FuzzDecode(f *testing.F) {
 					t.Fatalf("Decode(%s) scopes %q are not sorted and unique", api, info.Scopes)
 				}
 			}
+			// What goes to status keeps its documented shape, whatever the token holds.
+			if len(info.Scopes) > sanitize.MaxScopes {
+				t.Fatalf("Decode(%s) returned %d scopes, more than %d", api, len(info.Scopes), sanitize.MaxScopes)
+			}
+			for _, s := range info.Scopes {
+				if !sanitize.IsScopeName(s) {
+					t.Fatalf("Decode(%s) returned scope %.80q, not shaped like a scope name", api, s)
+				}
+			}
+			if info.ID != "" && !sanitize.IsIdentifier(info.ID) {
+				t.Fatalf("Decode(%s) returned id %.80q, not a bounded identifier", api, info.ID)
+			}
 		}
 	})
 }
@@ -370,6 +422,15 @@ func BenchmarkDecode(b *testing.B) {
 	}
 }
 
+// manyScopes returns n scope names, in sorted order.
+func manyScopes(n int) []string {
+	s := make([]string, n)
+	for i := range s {
+		s[i] = fmt.Sprintf("scope_%04d", i)
+	}
+	return s
+}
+
 func fmtInfo(i Info) string {
 	ts := func(t *time.Time) string {
 		if t == nil {
@@ -377,5 +438,5 @@ func fmtInfo(i Info) string {
 		}
 		return t.Format(time.RFC3339)
 	}
-	return fmt.Sprintf("{ID:%q Subject:%q IssuedAt:%s ExpiresAt:%s Scopes:%q}", i.ID, i.Subject, ts(i.IssuedAt), ts(i.ExpiresAt), i.Scopes)
+	return fmt.Sprintf("{ID:%q IssuedAt:%s ExpiresAt:%s Scopes:%q IgnoredScopes:%d}", i.ID, ts(i.IssuedAt), ts(i.ExpiresAt), i.Scopes, i.IgnoredScopes)
 }
