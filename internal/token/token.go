@@ -82,10 +82,23 @@ func Normalize(raw []byte) (string, error) {
 	return string(b), nil
 }
 
-// Fingerprint is the first 16 hex characters of the SHA-256 of the token: enough to tell
-// tokens apart (64 bits) and to match one you hold, without revealing it.
+// Fingerprint is the first 16 hex characters of the SHA-256 of the token's canonical form
+// (see Canonical): enough to tell tokens apart (64 bits) and to match one you hold, without
+// revealing it. Every spelling the APIs accept for one token has one fingerprint, so "one
+// token, one client" cannot be bypassed by re-encoding a token.
 func Fingerprint(token string) string {
-	sum := sha256.Sum256([]byte(token))
+	return hash(Canonical(token))
+}
+
+// LegacyFingerprint is the fingerprint jeton recorded before fingerprints were taken over
+// the canonical form: the SHA-256 of the token as written. It is only used to recognise a
+// token recorded under it as the same token (no rotation, no restart).
+func LegacyFingerprint(token string) string {
+	return hash(token)
+}
+
+func hash(s string) string {
+	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:8])
 }
 
