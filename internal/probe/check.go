@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
@@ -114,14 +116,15 @@ func Check(ctx context.Context, client *http.Client, t Target, now func() time.T
 	if err != nil && ctx.Err() != nil {
 		return done(classifyError(ctx, req.URL, err, t.Timeout))
 	}
-	o := done(Classify(t.API, resp.StatusCode, resp.Header, raw))
+	o := done(ClassifyAt(t.API, resp.StatusCode, resp.Header, raw, now()))
 	o.RetryAt = RetryAt(resp.Header, o.Time)
 	return o
 }
 
 // classifyError turns a transport failure into Timeout or Unreachable. The message names
-// the host and the network cause; net/http errors quote the URL (never the headers), and
-// the cause is taken without it anyway.
+// the host (from spec, bounded by the URL) and the cause in fixed words: transport errors
+// may quote what the server sent (a malformed status line, names in its certificate), and
+// nothing a server sends reaches a status except parsed numbers.
 func classifyError(ctx context.Context, u *url.URL, err error, timeout time.Duration) Result {
 	host := u.Host
 	var netErr net.Error
@@ -129,18 +132,42 @@ func classifyError(ctx context.Context, u *url.URL, err error, timeout time.Dura
 		return Result{Reason: jetonv1alpha1.ReasonTimeout,
 			Message: fmt.Sprintf("no answer from %s within %s: the API is slow or a firewall drops the traffic; raise spec.timeout if the API is just slow", host, timeout)}
 	}
-	cause := err
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		cause = ue.Err
-	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
+		cause := "the lookup failed"
+		if dnsErr.IsNotFound {
+			cause = "no such host"
+		}
 		return Result{Reason: jetonv1alpha1.ReasonUnreachable,
-			Message: fmt.Sprintf("cannot resolve %s (%s): check the base URL and the cluster's DNS", dnsErr.Name, dnsErr.Err)}
+			Message: fmt.Sprintf("cannot resolve %s (%s): check the base URL and the cluster's DNS", u.Hostname(), cause)}
 	}
 	return Result{Reason: jetonv1alpha1.ReasonUnreachable,
-		Message: fmt.Sprintf("cannot reach %s: %v; check the base URL and the egress network policy or proxy", host, cause)}
+		Message: fmt.Sprintf("cannot reach %s: %s; check the base URL and the egress network policy or proxy", host, transportCause(err))}
+}
+
+// transportCause names a transport failure in fixed words.
+func transportCause(err error) string {
+	var certErr *tls.CertificateVerificationError
+	var unknownAuthority x509.UnknownAuthorityError
+	var hostnameErr x509.HostnameError
+	var invalidCert x509.CertificateInvalidError
+	var recordErr tls.RecordHeaderError
+	switch {
+	case errors.As(err, &certErr), errors.As(err, &unknownAuthority), errors.As(err, &hostnameErr), errors.As(err, &invalidCert):
+		return "its TLS certificate is not trusted for this host"
+	case errors.As(err, &recordErr), strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		return "it does not speak TLS"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "the connection was closed before an answer"
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return "no route to the host"
+	case strings.Contains(err.Error(), "malformed HTTP"):
+		return "its answer is not valid HTTP"
+	default:
+		return "network error"
+	}
 }
 
 // redact removes the token from a message. Messages are built without it; this is the

@@ -9,6 +9,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
+
+	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
 )
 
 // Job is one probe to run.
@@ -53,6 +55,10 @@ type ExecutorOptions struct {
 	Notify func(ctx context.Context, key types.NamespacedName)
 	// Gate tunes the rate-limit gate.
 	Gate GateOptions
+	// Allow, when set, is asked before every request whether the token may go to the
+	// job's base URL; a refused job sends nothing and finishes as APIHostNotAllowed. The
+	// reconciler checks first; this is the last line, next to the request itself.
+	Allow func(api jetonv1alpha1.API, baseURL string) error
 }
 
 type state int
@@ -199,6 +205,13 @@ func (e *Executor) Start(ctx context.Context) error {
 	return nil
 }
 
+func (e *Executor) allow(t Target) error {
+	if e.opts.Allow == nil {
+		return nil
+	}
+	return e.opts.Allow(t.API, t.BaseURL)
+}
+
 // NeedLeaderElection: only the leader probes, so replicas do not multiply the requests.
 func (e *Executor) NeedLeaderElection() bool { return true }
 
@@ -230,8 +243,13 @@ func (e *Executor) next(ctx context.Context) bool {
 	en.cancel = cancel
 	e.mu.Unlock()
 
-	out := Check(reqCtx, e.opts.Client, job.Target, e.opts.Now)
-	e.gate.Observe(key, job.Host(), out)
+	var out Outcome
+	if err := e.allow(job.Target); err != nil {
+		out = Outcome{Result: Result{Reason: jetonv1alpha1.ReasonAPIHostNotAllowed, Message: err.Error()}, Time: e.opts.Now()}
+	} else {
+		out = Check(reqCtx, e.opts.Client, job.Target, e.opts.Now)
+		e.gate.Observe(key, job.Host(), out)
+	}
 
 	e.mu.Lock()
 	if en.forgotten {
