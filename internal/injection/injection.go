@@ -5,6 +5,9 @@
 package injection
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -14,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
+	"github.com/jeton-dev/jeton/internal/ownership"
 )
 
 // Default key names of the injected Secret, when spec.target.keys leaves them empty (the
@@ -74,6 +78,24 @@ func DesiredSecret(h *jetonv1alpha1.Habilitation, c *jetonv1alpha1.PublicClient,
 	}
 }
 
+// SecretProof is the owner proof jeton writes on a Secret it injects: an HMAC over where
+// the Secret is and which Habilitation and client it serves (its labels). A Secret anyone
+// else labels as jeton's has none, and a proof copied from another Secret does not match:
+// jeton deletes only Secrets that carry a valid one (or that its own records name).
+func SecretProof(key []byte, s *corev1.Secret) string {
+	l := s.Labels
+	return ownership.Proof(key, "secret", s.Namespace, s.Name,
+		l[jetonv1alpha1.LabelHabilitationNamespace], l[jetonv1alpha1.LabelHabilitation], l[jetonv1alpha1.LabelClient])
+}
+
+// WrittenByJeton reports whether s carries the owner proof of SecretProof for its own
+// name and labels.
+func WrittenByJeton(key []byte, s *corev1.Secret) bool {
+	l := s.Labels
+	return ownership.Valid(key, s.Annotations[jetonv1alpha1.AnnotationOwnerProof], "secret", s.Namespace, s.Name,
+		l[jetonv1alpha1.LabelHabilitationNamespace], l[jetonv1alpha1.LabelHabilitation], l[jetonv1alpha1.LabelClient])
+}
+
 // ManagedBy reports whether s is h's injected Secret, which jeton may overwrite. A Secret
 // that is not is someone else's and is left alone (TargetSecretConflict). It is h's when it
 // carries a jeton mark (managed-by=jeton or a jeton.dev/habilitation* label) and no label
@@ -92,11 +114,75 @@ func ManagedBy(s *corev1.Secret, h *jetonv1alpha1.Habilitation) bool {
 // same data, and desired's labels and annotations present with the same values (others'
 // labels and annotations are left alone). When it does, jeton writes nothing, so a resync
 // in steady state makes no write at all.
+//
+// existing may be in the digest form of Slim (as the cache holds it): its data then
+// compares by digest.
 func UpToDate(existing, desired *corev1.Secret) bool {
-	if existing.Type != desired.Type || !maps.EqualFunc(existing.Data, desired.Data, func(a, b []byte) bool { return string(a) == string(b) }) {
+	sameData := maps.EqualFunc(existing.Data, desired.Data, bytes.Equal)
+	if d, ok := existing.Data[DigestKey]; ok && len(existing.Data) == 1 {
+		sameData = bytes.Equal(d, DataDigest(desired.Data))
+	}
+	if existing.Type != desired.Type || !sameData {
 		return false
 	}
 	return contains(existing.Labels, desired.Labels) && contains(existing.Annotations, desired.Annotations)
+}
+
+// DigestKey is the single data key of a Secret in the digest form of Slim. It holds a
+// '/', which no real Secret key may, so it is never mistaken for real data.
+const DigestKey = "jeton.dev/sha256"
+
+// DataDigest is the SHA-256 of a Secret's data (keys sorted, lengths prefixed).
+func DataDigest(data map[string][]byte) []byte {
+	h := sha256.New()
+	for _, k := range slices.Sorted(maps.Keys(data)) {
+		_, _ = fmt.Fprintf(h, "%d:%s;%d:", len(k), k, len(data[k]))
+		h.Write(data[k])
+	}
+	return h.Sum(nil)
+}
+
+// maxSlimValue bounds the label and annotation values Slim keeps (a fingerprint is 16
+// characters; label values are at most 63 by API validation).
+const maxSlimValue = 64
+
+// Slim returns what jeton keeps in memory of a Secret outside the credentials namespaces,
+// which anyone able to create Secrets may have labelled as jeton's: identity and jeton's own
+// labels and annotation, and its data as a digest (enough to tell whether an injected
+// Secret holds what jeton wrote). Whatever the Secret's size, it costs a few hundred bytes.
+func Slim(s *corev1.Secret) *corev1.Secret {
+	keep := func(have map[string]string, keys ...string) map[string]string {
+		var out map[string]string
+		for _, k := range keys {
+			if v, ok := have[k]; ok && len(v) <= maxSlimValue {
+				if out == nil {
+					out = map[string]string{}
+				}
+				out[k] = v
+			}
+		}
+		return out
+	}
+	typ := s.Type
+	if len(typ) > maxSlimValue {
+		typ = "" // compares unequal to what jeton writes: the Secret is read and fixed
+	}
+	return &corev1.Secret{
+		TypeMeta: s.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{
+			Name:              s.Name,
+			Namespace:         s.Namespace,
+			UID:               s.UID,
+			ResourceVersion:   s.ResourceVersion,
+			CreationTimestamp: s.CreationTimestamp,
+			DeletionTimestamp: s.DeletionTimestamp,
+			Labels: keep(s.Labels, jetonv1alpha1.LabelManagedBy, jetonv1alpha1.LabelClient,
+				jetonv1alpha1.LabelHabilitation, jetonv1alpha1.LabelHabilitationNamespace),
+			Annotations: keep(s.Annotations, jetonv1alpha1.AnnotationTokenFingerprint, jetonv1alpha1.AnnotationOwnerProof),
+		},
+		Type: typ,
+		Data: map[string][]byte{DigestKey: DataDigest(s.Data)},
+	}
 }
 
 func contains(have, want map[string]string) bool {
@@ -183,7 +269,7 @@ type Binding struct {
 }
 
 // olderThan orders bindings by creation time, then namespace/name, so every reconcile of
-// every Habilitation agrees on who came first.
+// every resource agrees on who came first.
 func (b Binding) olderThan(o Binding) bool {
 	if !b.Created.Equal(o.Created) {
 		return b.Created.Before(o.Created)
@@ -194,15 +280,20 @@ func (b Binding) olderThan(o Binding) bool {
 	return b.Name < o.Name
 }
 
+// notYounger reports whether b was created in the same second as o or before: across
+// kinds a tie is no order (timestamps have one-second precision), and both are refused.
+func (b Binding) notYounger(o Binding) bool { return !b.Created.After(o.Created) }
+
 // Outcome of "one token, one client" arbitration.
 type Outcome int
 
 const (
 	// Allowed: the token is this client's own.
 	Allowed Outcome = iota
-	// TechnicalTokenReuse: the token is a TechnicalToken's; it must never reach a workload.
+	// TechnicalTokenReuse: an older TechnicalToken holds the token; it must never reach a workload.
 	TechnicalTokenReuse
-	// TokenConflict: an older Habilitation of another client holds the same token.
+	// TokenConflict: an older Habilitation of another client (or, for a TechnicalToken, any
+	// older Habilitation) holds the same token.
 	TokenConflict
 )
 
@@ -212,34 +303,47 @@ type Verdict struct {
 	With    Binding
 }
 
-// Arbitrate decides whether self may inject a token that others (every other binding whose
-// token has the same fingerprint) also hold. A TechnicalToken always wins. Otherwise the
-// token belongs to the client of the oldest Habilitation holding it: every Habilitation of
-// that client may use it (two habilitations of one client sharing a token leak nothing to
-// another client), every Habilitation of any other client is refused. Deciding by the
-// oldest binding, not by "who injected first", means two new Habilitations racing never let
-// the newer one inject, even briefly. The With binding of a refusal is the TechnicalToken
-// (or the oldest Habilitation of the owning client), deterministic for messages.
+// Arbitrate decides whether self may use a token that others (every other binding whose
+// token has the same fingerprint) also hold. The oldest binding wins, whatever its kind:
+//   - a Habilitation may inject the token when the oldest Habilitation holding it is one of
+//     its own client's (two habilitations of one client sharing a token leak nothing to
+//     another client) and no TechnicalToken holds it since as long (TechnicalTokenReuse: a
+//     technical token must never reach a workload); otherwise TokenConflict;
+//   - a TechnicalToken may be probed unless a Habilitation holds the token since as long
+//     (TokenConflict): a client's token is never sent anywhere as a technical token.
+//     TechnicalTokens sharing a token do not conflict.
+//
+// Across kinds, resources created in the same second are both refused: neither is known to
+// be first, and failing closed, nothing is injected and nothing is probed until a human
+// recreates one. Deciding by the oldest binding, not by "who acted first", means two new
+// resources racing never let the newer one act, even briefly. With names the binding that
+// caused a refusal, deterministic for messages.
 func Arbitrate(self Binding, others []Binding) Verdict {
-	var tt *Binding
-	oldest := self
+	var oldestHab, oldestTT *Binding
 	for i := range others {
-		o := others[i]
-		if o.Kind == KindTechnicalToken {
-			if tt == nil || o.olderThan(*tt) {
-				tt = &others[i]
-			}
-			continue
-		}
-		if o.olderThan(oldest) {
-			oldest = o
+		o := &others[i]
+		switch {
+		case o.Kind == KindTechnicalToken && (oldestTT == nil || o.olderThan(*oldestTT)):
+			oldestTT = o
+		case o.Kind == KindHabilitation && (oldestHab == nil || o.olderThan(*oldestHab)):
+			oldestHab = o
 		}
 	}
+	if self.Kind == KindTechnicalToken {
+		if oldestHab != nil && oldestHab.notYounger(self) {
+			return Verdict{Outcome: TokenConflict, With: *oldestHab}
+		}
+		return Verdict{Outcome: Allowed}
+	}
+	owner := self
+	if oldestHab != nil && oldestHab.olderThan(self) {
+		owner = *oldestHab
+	}
 	switch {
-	case tt != nil:
-		return Verdict{Outcome: TechnicalTokenReuse, With: *tt}
-	case oldest.Client != self.Client:
-		return Verdict{Outcome: TokenConflict, With: oldest}
+	case oldestTT != nil && oldestTT.notYounger(owner):
+		return Verdict{Outcome: TechnicalTokenReuse, With: *oldestTT}
+	case owner.Client != self.Client:
+		return Verdict{Outcome: TokenConflict, With: owner}
 	default:
 		return Verdict{Outcome: Allowed}
 	}

@@ -1,6 +1,8 @@
 package injection
 
 import (
+	"maps"
+	"strings"
 	"testing"
 	"time"
 
@@ -254,17 +256,104 @@ func TestArbitrate(t *testing.T) {
 			Verdict{Outcome: Allowed}},
 		{"third client refused against the owner", hab("ns", "c", "z", 3), []Binding{hab("ns", "b", "y", 2), hab("ns", "a", "x", 1)},
 			Verdict{Outcome: TokenConflict, With: hab("ns", "a", "x", 1)}},
-		{"technical token always wins, even when newer", hab("ns", "a", "x", 1), []Binding{tt("probe", 5)},
-			Verdict{Outcome: TechnicalTokenReuse, With: tt("probe", 5)}},
-		{"technical token reported before a conflict", hab("ns", "b", "y", 2), []Binding{hab("ns", "a", "x", 1), tt("probe", 5)},
-			Verdict{Outcome: TechnicalTokenReuse, With: tt("probe", 5)}},
-		{"oldest technical token named", hab("ns", "a", "x", 1), []Binding{tt("p2", 6), tt("p1", 5)},
+		{"older technical token refuses a Habilitation", hab("ns", "a", "x", 5), []Binding{tt("probe", 1)},
+			Verdict{Outcome: TechnicalTokenReuse, With: tt("probe", 1)}},
+		{"newer technical token does not refuse the Habilitation", hab("ns", "a", "x", 1), []Binding{tt("probe", 5)},
+			Verdict{Outcome: Allowed}},
+		{"technical token older than a conflict is what is reported", hab("ns", "b", "y", 3), []Binding{hab("ns", "a", "x", 2), tt("probe", 1)},
+			Verdict{Outcome: TechnicalTokenReuse, With: tt("probe", 1)}},
+		{"a technical token between two habilitations of one client", hab("ns", "b", "x", 3), []Binding{hab("ns", "a", "x", 1), tt("probe", 2)},
+			Verdict{Outcome: Allowed}},
+		{"oldest technical token named", hab("ns", "a", "x", 9), []Binding{tt("p2", 6), tt("p1", 5)},
 			Verdict{Outcome: TechnicalTokenReuse, With: tt("p1", 5)}},
+		{"same second as a technical token: refused (fail closed)", hab("ns", "a", "x", 1), []Binding{tt("z", 1)},
+			Verdict{Outcome: TechnicalTokenReuse, With: tt("z", 1)}},
+		{"technical token in the same second as the owner refuses a newer one of that client", hab("ns", "b", "x", 3), []Binding{hab("ns", "a", "x", 1), tt("z", 1)},
+			Verdict{Outcome: TechnicalTokenReuse, With: tt("z", 1)}},
+
+		{"technical token alone is probed", tt("probe", 1), nil, Verdict{Outcome: Allowed}},
+		{"technical token naming a client's older token is refused", tt("probe", 5), []Binding{hab("ns", "b", "y", 3), hab("ns", "a", "x", 2)},
+			Verdict{Outcome: TokenConflict, With: hab("ns", "a", "x", 2)}},
+		{"technical token older than the Habilitation is probed", tt("probe", 1), []Binding{hab("ns", "a", "x", 2)}, Verdict{Outcome: Allowed}},
+		{"technical tokens sharing a token do not conflict", tt("p2", 5), []Binding{tt("p1", 1)}, Verdict{Outcome: Allowed}},
+		{"same second as a Habilitation: refused too (fail closed)", tt("a", 1), []Binding{hab("ns", "z", "x", 1)},
+			Verdict{Outcome: TokenConflict, With: hab("ns", "z", "x", 1)}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := Arbitrate(tc.self, tc.others); got != tc.want {
 				t.Errorf("Arbitrate = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSlim(t *testing.T) {
+	huge := strings.Repeat("x", 900<<10)
+	forged := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "forged", Namespace: "elsewhere", UID: "u1", ResourceVersion: "7",
+			Labels: map[string]string{
+				jetonv1alpha1.LabelManagedBy:    jetonv1alpha1.ManagedByValue,
+				jetonv1alpha1.LabelHabilitation: "h",
+				"padding":                       strings.Repeat("p", 63),
+			},
+			Annotations: map[string]string{
+				jetonv1alpha1.AnnotationTokenFingerprint: huge,
+				"other":                                  huge,
+			},
+			OwnerReferences: []metav1.OwnerReference{{Name: huge}},
+			Finalizers:      []string{"x"},
+		},
+		Type: corev1.SecretType(huge),
+		Data: map[string][]byte{"a": []byte(huge), "b": []byte(huge)},
+	}
+	slim := Slim(forged)
+	if slim.Name != "forged" || slim.Namespace != "elsewhere" || slim.UID != "u1" || slim.ResourceVersion != "7" {
+		t.Errorf("identity lost: %+v", slim.ObjectMeta)
+	}
+	if want := map[string]string{jetonv1alpha1.LabelManagedBy: jetonv1alpha1.ManagedByValue, jetonv1alpha1.LabelHabilitation: "h"}; !maps.Equal(slim.Labels, want) {
+		t.Errorf("labels = %v, want only jeton's %v", slim.Labels, want)
+	}
+	if slim.Annotations != nil || slim.OwnerReferences != nil || slim.Finalizers != nil || slim.Type != "" {
+		t.Errorf("unbounded fields kept: annotations %d, ownerRefs %d, finalizers %d, type %d bytes",
+			len(slim.Annotations), len(slim.OwnerReferences), len(slim.Finalizers), len(slim.Type))
+	}
+	size := 0
+	for k, v := range slim.Data {
+		size += len(k) + len(v)
+	}
+	if size > 64 {
+		t.Errorf("slim data is %d bytes, want a digest only", size)
+	}
+}
+
+func TestUpToDateDigestForm(t *testing.T) {
+	h := &jetonv1alpha1.Habilitation{ObjectMeta: metav1.ObjectMeta{Name: "h", Namespace: "creds"},
+		Spec: jetonv1alpha1.HabilitationSpec{ClientRef: jetonv1alpha1.ClientReference{Name: "c"}}}
+	c := &jetonv1alpha1.PublicClient{ObjectMeta: metav1.ObjectMeta{Name: "c"}, Spec: jetonv1alpha1.PublicClientSpec{SIRET: "13002526500013"}}
+	desired := DesiredSecret(h, c, "tok", "fp", "https://entreprise.api.gouv.fr")
+	tests := []struct {
+		name string
+		edit func(*corev1.Secret)
+		want bool
+	}{
+		{"as written", func(*corev1.Secret) {}, true},
+		{"value edited", func(s *corev1.Secret) { s.Data["TOKEN"] = []byte("other") }, false},
+		{"key added", func(s *corev1.Secret) { s.Data["EXTRA"] = []byte("x") }, false},
+		{"key removed", func(s *corev1.Secret) { delete(s.Data, "RECIPIENT") }, false},
+		{"fingerprint annotation forged", func(s *corev1.Secret) { s.Annotations[jetonv1alpha1.AnnotationTokenFingerprint] = "0000000000000000" }, false},
+		{"a real key that looks like the digest key cannot exist", func(s *corev1.Secret) {}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := desired.DeepCopy()
+			tt.edit(s)
+			if got := UpToDate(Slim(s), desired); got != tt.want {
+				t.Errorf("UpToDate(Slim(secret)) = %v, want %v", got, tt.want)
+			}
+			if got := UpToDate(s, desired); got != tt.want {
+				t.Errorf("UpToDate(secret) = %v, want %v", got, tt.want)
 			}
 		})
 	}

@@ -4,6 +4,7 @@
 package isolation
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -13,11 +14,13 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
+	"github.com/jeton-dev/jeton/internal/ownership"
 )
 
 // NetworkPolicyName is the name of the NetworkPolicy jeton keeps in every client namespace.
@@ -131,10 +134,11 @@ type Verdict int
 const (
 	// Create: the namespace does not exist and this client is its first claimant.
 	Create Verdict = iota
-	// Owned: the namespace carries this client's label; jeton manages it.
+	// Owned: jeton manages the namespace for this client (Decision.Origin says how).
 	Owned
-	// OwnedElsewhere: the namespace exists without this client's label, or another,
-	// older client claims it. Nothing may be written into it.
+	// OwnedElsewhere: the namespace belongs to another client, or exists and jeton did not
+	// create it for this client (and adoption was not requested), or another, older client
+	// claims it. Nothing may be written into it.
 	OwnedElsewhere
 	// Terminating: the namespace is being deleted; wait for it to go, then create it again.
 	Terminating
@@ -157,46 +161,91 @@ func (v Verdict) String() string {
 // Decision is the Verdict with a message for the client's conditions and events.
 type Decision struct {
 	Verdict Verdict
+	// Origin of an Owned namespace: Created (jeton created it for this client) or Adopted.
+	Origin jetonv1alpha1.NamespaceOrigin
 	// Message says what is wrong and how to fix it (empty for Create and Owned).
 	Message string
 }
 
+// CreatedProof is the owner proof jeton writes on a namespace it creates for a client: an
+// HMAC over the namespace name and the client's name and UID. Nobody without the key can
+// write one, and it is worth nothing to another PublicClient, even one of the same name.
+func CreatedProof(key []byte, namespace, clientName string, clientUID types.UID) string {
+	return ownership.Proof(key, "created", namespace, clientName, string(clientUID))
+}
+
+// RetainedProof is the owner proof jeton writes on a namespace it created when its client
+// is deleted and the namespace retained: an HMAC over the namespace name and UID and the
+// client's name, so that a re-created client of that name re-adopts this very namespace,
+// and not a look-alike created later under the same name.
+func RetainedProof(key []byte, namespace, clientName string, namespaceUID types.UID) string {
+	return ownership.Proof(key, "retained", namespace, clientName, string(namespaceUID))
+}
+
+// provenByJeton reports whether ns carries an owner proof jeton wrote for client: at
+// creation (bound to this PublicClient's UID) or at its deletion with the namespace
+// retained (bound to the namespace's UID).
+func provenByJeton(key []byte, client *jetonv1alpha1.PublicClient, ns *corev1.Namespace) bool {
+	got := ns.Annotations[jetonv1alpha1.AnnotationOwnerProof]
+	return ownership.Valid(key, got, "created", ns.Name, client.Name, string(client.UID)) ||
+		ownership.Valid(key, got, "retained", ns.Name, client.Name, string(ns.UID))
+}
+
 // Decide says what client may do with its target namespace ns (nil when it does not
 // exist). claimants are all PublicClients whose target namespace is the same as client's,
-// client included or not.
+// client included or not. key is jeton's owner-proof key.
 //
-// Once a namespace exists, its jeton.dev/client label is the only proof of ownership: a
-// namespace is never adopted without it, since its workloads would then receive tokens of a
-// client they may not belong to. While it does not exist, the first claimant (oldest, then
-// smallest name) alone creates it, so two clients racing for one name agree on the winner.
-func Decide(client *jetonv1alpha1.PublicClient, ns *corev1.Namespace, claimants []jetonv1alpha1.PublicClient) Decision {
+// A label proves nothing (anyone who can create a namespace can label it), so an existing
+// namespace is this client's only when:
+//  1. it is the very namespace (same UID) recorded in the client's status, or
+//  2. the client has no namespace recorded yet and the namespace carries an owner proof
+//     jeton wrote for this client (a creation whose status write was lost, or a namespace
+//     retained when a client of this name was deleted), or
+//  3. the status was written by a jeton that recorded no UID yet (upgrade), or
+//  4. the client asks for adoption (spec.adoptNamespace).
+//
+// A namespace labelled for another client is never this one's. While the namespace does
+// not exist, the first claimant (oldest, then smallest name) alone creates it, so two
+// clients racing for one name agree on the winner.
+func Decide(client *jetonv1alpha1.PublicClient, ns *corev1.Namespace, claimants []jetonv1alpha1.PublicClient, key []byte) Decision {
 	name := client.TargetNamespace()
-	if ns != nil {
-		owner, labelled := ns.Labels[jetonv1alpha1.LabelClient]
-		switch {
-		case labelled && owner == client.Name:
-			if ns.DeletionTimestamp != nil {
-				return Decision{Terminating, fmt.Sprintf("namespace %s is being deleted; jeton creates it again once it is gone", name)}
-			}
-			return Decision{Verdict: Owned}
-		case labelled:
-			return Decision{OwnedElsewhere, fmt.Sprintf(
-				"namespace %s belongs to PublicClient %q (label %s=%s); nothing is written into it. Set spec.namespace to another namespace (recreate this PublicClient, the field is immutable), or relabel the namespace %s=%s if it really belongs to this client",
-				name, owner, jetonv1alpha1.LabelClient, owner, jetonv1alpha1.LabelClient, client.Name)}
-		case ns.DeletionTimestamp != nil:
-			return Decision{Terminating, fmt.Sprintf("namespace %s is being deleted; jeton creates it once it is gone", name)}
-		default:
-			return Decision{OwnedElsewhere, fmt.Sprintf(
-				"namespace %s already exists and jeton did not create it; nothing is written into it. Label it %s=%s to let jeton adopt it, or set spec.namespace to another namespace (recreate this PublicClient, the field is immutable)",
-				name, jetonv1alpha1.LabelClient, client.Name)}
+	if ns == nil {
+		if first := FirstClaimant(append(slices.Clone(claimants), *client)); first.Name != client.Name {
+			return Decision{Verdict: OwnedElsewhere, Message: fmt.Sprintf(
+				"namespace %s is also claimed by PublicClient %q, which is older and gets it; set spec.namespace to another namespace (recreate this PublicClient, the field is immutable)",
+				name, first.Name)}
 		}
+		return Decision{Verdict: Create}
 	}
-	if first := FirstClaimant(append(slices.Clone(claimants), *client)); first.Name != client.Name {
-		return Decision{OwnedElsewhere, fmt.Sprintf(
-			"namespace %s is also claimed by PublicClient %q, which is older and gets it; set spec.namespace to another namespace (recreate this PublicClient, the field is immutable)",
-			name, first.Name)}
+
+	owner, labelled := ns.Labels[jetonv1alpha1.LabelClient]
+	st := client.Status
+	switch {
+	case labelled && owner != client.Name:
+		return Decision{Verdict: OwnedElsewhere, Message: fmt.Sprintf(
+			"namespace %s belongs to PublicClient %q (label %s=%s); nothing is written into it. Set spec.namespace to another namespace (recreate this PublicClient, the field is immutable)",
+			name, owner, jetonv1alpha1.LabelClient, owner)}
+	case ns.DeletionTimestamp != nil:
+		return Decision{Verdict: Terminating, Message: fmt.Sprintf("namespace %s is being deleted; jeton creates it again once it is gone", name)}
+	case st.NamespaceUID != "" && st.NamespaceUID == ns.UID:
+		return Decision{Verdict: Owned, Origin: cmp.Or(st.NamespaceOrigin, jetonv1alpha1.NamespaceAdopted)}
+	case st.NamespaceUID == "" && provenByJeton(key, client, ns):
+		return Decision{Verdict: Owned, Origin: jetonv1alpha1.NamespaceCreated}
+	case st.NamespaceUID == "" && st.Namespace == name && labelled:
+		// Recorded by a jeton that kept no UID: trusted as before the upgrade, but never
+		// deleted, since nothing proves jeton created it.
+		return Decision{Verdict: Owned, Origin: jetonv1alpha1.NamespaceAdopted}
+	case client.Spec.AdoptNamespace:
+		return Decision{Verdict: Owned, Origin: jetonv1alpha1.NamespaceAdopted}
+	case st.NamespaceUID != "":
+		return Decision{Verdict: OwnedElsewhere, Message: fmt.Sprintf(
+			"namespace %s is not the namespace jeton set up for this client (it was deleted and created again by someone else); nothing is written into it. If it really belongs to this client, set spec.adoptNamespace: true (jeton never deletes an adopted namespace)",
+			name)}
+	default:
+		return Decision{Verdict: OwnedElsewhere, Message: fmt.Sprintf(
+			"namespace %s already exists and jeton did not create it for this client; nothing is written into it. If it really belongs to this client, set spec.adoptNamespace: true (jeton never deletes an adopted namespace); otherwise set spec.namespace to another namespace (recreate this PublicClient, the field is immutable)",
+			name)}
 	}
-	return Decision{Verdict: Create}
 }
 
 // FirstClaimant returns the client that wins a namespace claimed by several: the oldest,

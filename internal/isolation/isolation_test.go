@@ -11,6 +11,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
 )
@@ -143,48 +144,91 @@ func publicClient(name, namespace string, created time.Time, deleting bool) jeto
 
 func TestDecide(t *testing.T) {
 	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	key := []byte("0123456789abcdef0123456789abcdef")
 	me := publicClient("mairie", "shared", t0, false)
+	me.UID = "client-uid-1"
 	now := metav1.NewTime(t0)
 	ns := func(lbls map[string]string, deleting bool) *corev1.Namespace {
-		n := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shared", Labels: lbls}}
+		n := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shared", UID: "ns-uid-1", Labels: lbls}}
 		if deleting {
 			n.DeletionTimestamp = &now
 		}
 		return n
 	}
+	ours := map[string]string{"jeton.dev/client": "mairie", "team": "x"}
+	withProof := func(n *corev1.Namespace, proof string) *corev1.Namespace {
+		n.Annotations = map[string]string{jetonv1alpha1.AnnotationOwnerProof: proof}
+		return n
+	}
+	recorded := func(uid types.UID, origin jetonv1alpha1.NamespaceOrigin) func(*jetonv1alpha1.PublicClient) {
+		return func(c *jetonv1alpha1.PublicClient) {
+			c.Status.Namespace, c.Status.NamespaceUID, c.Status.NamespaceOrigin = "shared", uid, origin
+		}
+	}
+	legacyStatus := func(c *jetonv1alpha1.PublicClient) { c.Status.Namespace = "shared" }
+	adopt := func(c *jetonv1alpha1.PublicClient) { c.Spec.AdoptNamespace = true }
+	otherUID := func(c *jetonv1alpha1.PublicClient) { c.UID = "client-uid-2" }
+
 	tests := []struct {
 		name        string
+		client      []func(*jetonv1alpha1.PublicClient)
 		ns          *corev1.Namespace
 		claimants   []jetonv1alpha1.PublicClient
 		want        Verdict
+		wantOrigin  jetonv1alpha1.NamespaceOrigin
 		wantMessage []string // substrings the message must hold
 	}{
-		{"absent, sole claimant", nil, nil, Create, nil},
-		{"absent, claimants include me", nil, []jetonv1alpha1.PublicClient{me}, Create, nil},
-		{"absent, younger rival", nil, []jetonv1alpha1.PublicClient{me, publicClient("region", "shared", t0.Add(time.Second), false)}, Create, nil},
-		{"absent, older rival", nil, []jetonv1alpha1.PublicClient{me, publicClient("region", "shared", t0.Add(-time.Second), false)}, OwnedElsewhere, []string{`"region"`, "spec.namespace"}},
-		{"absent, same age rival with smaller name", nil, []jetonv1alpha1.PublicClient{publicClient("agence", "shared", t0, false)}, OwnedElsewhere, []string{`"agence"`}},
-		{"absent, same age rival with larger name", nil, []jetonv1alpha1.PublicClient{publicClient("zoo", "shared", t0, false)}, Create, nil},
-		{"absent, older rival being deleted", nil, []jetonv1alpha1.PublicClient{publicClient("region", "shared", t0.Add(-time.Hour), true)}, Create, nil},
-		{"labelled for me", ns(map[string]string{"jeton.dev/client": "mairie", "team": "x"}, false), nil, Owned, nil},
-		{"labelled for me, older rival", ns(map[string]string{"jeton.dev/client": "mairie"}, false), []jetonv1alpha1.PublicClient{publicClient("region", "shared", t0.Add(-time.Hour), false)}, Owned, nil},
-		{"labelled for me, terminating", ns(map[string]string{"jeton.dev/client": "mairie"}, true), nil, Terminating, []string{"being deleted"}},
-		{"unlabelled", ns(map[string]string{"team": "x"}, false), nil, OwnedElsewhere, []string{"jeton.dev/client=mairie", "spec.namespace"}},
-		{"unlabelled, terminating", ns(nil, true), nil, Terminating, []string{"being deleted"}},
-		{"labelled for another client", ns(map[string]string{"jeton.dev/client": "region"}, false), nil, OwnedElsewhere, []string{`"region"`, "spec.namespace"}},
-		{"labelled for another client, terminating", ns(map[string]string{"jeton.dev/client": "region"}, true), nil, OwnedElsewhere, []string{`"region"`}},
-		{"label with empty value", ns(map[string]string{"jeton.dev/client": ""}, false), nil, OwnedElsewhere, nil},
+		{"absent, sole claimant", nil, nil, nil, Create, "", nil},
+		{"absent, claimants include me", nil, nil, []jetonv1alpha1.PublicClient{me}, Create, "", nil},
+		{"absent, younger rival", nil, nil, []jetonv1alpha1.PublicClient{me, publicClient("region", "shared", t0.Add(time.Second), false)}, Create, "", nil},
+		{"absent, older rival", nil, nil, []jetonv1alpha1.PublicClient{me, publicClient("region", "shared", t0.Add(-time.Second), false)}, OwnedElsewhere, "", []string{`"region"`, "spec.namespace"}},
+		{"absent, same age rival with smaller name", nil, nil, []jetonv1alpha1.PublicClient{publicClient("agence", "shared", t0, false)}, OwnedElsewhere, "", []string{`"agence"`}},
+		{"absent, same age rival with larger name", nil, nil, []jetonv1alpha1.PublicClient{publicClient("zoo", "shared", t0, false)}, Create, "", nil},
+		{"absent, older rival being deleted", nil, nil, []jetonv1alpha1.PublicClient{publicClient("region", "shared", t0.Add(-time.Hour), true)}, Create, "", nil},
+
+		{"recorded namespace, same UID", []func(*jetonv1alpha1.PublicClient){recorded("ns-uid-1", jetonv1alpha1.NamespaceCreated)}, ns(ours, false), nil, Owned, jetonv1alpha1.NamespaceCreated, nil},
+		{"recorded adopted namespace, same UID", []func(*jetonv1alpha1.PublicClient){recorded("ns-uid-1", jetonv1alpha1.NamespaceAdopted)}, ns(ours, false), nil, Owned, jetonv1alpha1.NamespaceAdopted, nil},
+		{"recorded namespace, older rival", []func(*jetonv1alpha1.PublicClient){recorded("ns-uid-1", jetonv1alpha1.NamespaceCreated)}, ns(ours, false), []jetonv1alpha1.PublicClient{publicClient("region", "shared", t0.Add(-time.Hour), false)}, Owned, jetonv1alpha1.NamespaceCreated, nil},
+		{"recorded namespace re-created by someone else, labelled for me", []func(*jetonv1alpha1.PublicClient){recorded("ns-uid-0", jetonv1alpha1.NamespaceCreated)}, ns(ours, false), nil, OwnedElsewhere, "", []string{"created again by someone else", "spec.adoptNamespace"}},
+		{"recorded namespace re-created with a copied creation proof", []func(*jetonv1alpha1.PublicClient){recorded("ns-uid-0", jetonv1alpha1.NamespaceCreated)}, withProof(ns(ours, false), CreatedProof(key, "shared", "mairie", "client-uid-1")), nil, OwnedElsewhere, "", nil},
+		{"terminating", []func(*jetonv1alpha1.PublicClient){recorded("ns-uid-1", jetonv1alpha1.NamespaceCreated)}, ns(ours, true), nil, Terminating, "", []string{"being deleted"}},
+
+		{"labelled for me but nothing proves it (pre-created)", nil, ns(ours, false), nil, OwnedElsewhere, "", []string{"did not create it", "spec.adoptNamespace: true"}},
+		{"creation proof for this client (status lost)", nil, withProof(ns(ours, false), CreatedProof(key, "shared", "mairie", "client-uid-1")), nil, Owned, jetonv1alpha1.NamespaceCreated, nil},
+		{"creation proof of an earlier client of the same name", []func(*jetonv1alpha1.PublicClient){otherUID}, withProof(ns(ours, false), CreatedProof(key, "shared", "mairie", "client-uid-1")), nil, OwnedElsewhere, "", nil},
+		{"retention proof of this very namespace (client re-created)", []func(*jetonv1alpha1.PublicClient){otherUID}, withProof(ns(ours, false), RetainedProof(key, "shared", "mairie", "ns-uid-1")), nil, Owned, jetonv1alpha1.NamespaceCreated, nil},
+		{"retention proof copied onto a look-alike namespace", nil, withProof(ns(ours, false), RetainedProof(key, "shared", "mairie", "ns-uid-0")), nil, OwnedElsewhere, "", nil},
+		{"retention proof for another client", nil, withProof(ns(ours, false), RetainedProof(key, "shared", "region", "ns-uid-1")), nil, OwnedElsewhere, "", nil},
+		{"proof made with another key", nil, withProof(ns(ours, false), CreatedProof([]byte("other key"), "shared", "mairie", "client-uid-1")), nil, OwnedElsewhere, "", nil},
+		{"status from a jeton without UIDs (upgrade)", []func(*jetonv1alpha1.PublicClient){legacyStatus}, ns(ours, false), nil, Owned, jetonv1alpha1.NamespaceAdopted, nil},
+		{"status from a jeton without UIDs, label removed", []func(*jetonv1alpha1.PublicClient){legacyStatus}, ns(nil, false), nil, OwnedElsewhere, "", nil},
+
+		{"unlabelled", nil, ns(map[string]string{"team": "x"}, false), nil, OwnedElsewhere, "", []string{"spec.adoptNamespace: true", "spec.namespace"}},
+		{"unlabelled, adoption requested", []func(*jetonv1alpha1.PublicClient){adopt}, ns(map[string]string{"team": "x"}, false), nil, Owned, jetonv1alpha1.NamespaceAdopted, nil},
+		{"labelled for me, adoption requested", []func(*jetonv1alpha1.PublicClient){adopt}, ns(ours, false), nil, Owned, jetonv1alpha1.NamespaceAdopted, nil},
+		{"unlabelled, terminating", nil, ns(nil, true), nil, Terminating, "", []string{"being deleted"}},
+		{"labelled for another client", nil, ns(map[string]string{"jeton.dev/client": "region"}, false), nil, OwnedElsewhere, "", []string{`"region"`, "spec.namespace"}},
+		{"labelled for another client, adoption requested", []func(*jetonv1alpha1.PublicClient){adopt}, ns(map[string]string{"jeton.dev/client": "region"}, false), nil, OwnedElsewhere, "", []string{`"region"`}},
+		{"labelled for another client, terminating", nil, ns(map[string]string{"jeton.dev/client": "region"}, true), nil, OwnedElsewhere, "", []string{`"region"`}},
+		{"label with empty value", nil, ns(map[string]string{"jeton.dev/client": ""}, false), nil, OwnedElsewhere, "", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Decide(&me, tt.ns, tt.claimants)
-			if got.Verdict != tt.want {
-				t.Fatalf("Decide = %v (%s), want %v", got.Verdict, got.Message, tt.want)
+			c := me.DeepCopy()
+			for _, f := range tt.client {
+				f(c)
+			}
+			got := Decide(c, tt.ns, tt.claimants, key)
+			if got.Verdict != tt.want || got.Origin != tt.wantOrigin {
+				t.Fatalf("Decide = %v/%q (%s), want %v/%q", got.Verdict, got.Origin, got.Message, tt.want, tt.wantOrigin)
 			}
 			for _, s := range tt.wantMessage {
 				if !strings.Contains(got.Message, s) {
 					t.Errorf("message %q does not mention %q", got.Message, s)
 				}
+			}
+			if strings.Contains(got.Message, "Label it") || strings.Contains(got.Message, "relabel") {
+				t.Errorf("message %q suggests labelling a namespace, which proves nothing", got.Message)
 			}
 		})
 	}
