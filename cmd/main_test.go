@@ -1,10 +1,13 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"io"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -36,6 +39,16 @@ func TestParseFlags(t *testing.T) {
 			args: []string{"--kube-api-qps=0"}, wantErr: "--kube-api-qps must be above 0"},
 		{name: "positional arguments rejected",
 			args: []string{"run"}, wantErr: "unexpected arguments"},
+		{name: "plain HTTP metrics accepted",
+			args: []string{"--metrics-secure=false", "--metrics-bind-address=127.0.0.1:8080"}, wantNS: []string{"ops"}, wantLease: "ops"},
+		{name: "metrics certificate directory without its files rejected",
+			args: []string{"--metrics-cert-path=/nonexistent/jeton-certs"}, wantErr: `--metrics-cert-name: /nonexistent/jeton-certs/tls.crt is not a readable file`},
+		{name: "metrics certificate with plain HTTP rejected",
+			args: []string{"--metrics-secure=false", "--metrics-cert-path=/etc"}, wantErr: "--metrics-cert-path needs --metrics-secure"},
+		{name: "metrics key name that is a path rejected",
+			args: []string{"--metrics-cert-path=/etc", "--metrics-cert-key=../tls.key"}, wantErr: `--metrics-cert-key must be a file name in --metrics-cert-path, got "../tls.key"`},
+		{name: "empty metrics certificate name rejected",
+			args: []string{"--metrics-cert-path=/etc", "--metrics-cert-name="}, wantErr: `--metrics-cert-name must be a file name`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,5 +106,72 @@ func TestOperatorNamespace(t *testing.T) {
 				t.Errorf("operatorNamespace() = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// The metrics server is HTTPS with authentication and authorization unless told otherwise,
+// and uses the given certificate directory when there is one.
+func TestMetricsOptions(t *testing.T) {
+	certDir := t.TempDir()
+	for _, f := range []string{"server.crt", "server.key"} {
+		if err := os.WriteFile(filepath.Join(certDir, f), []byte("placeholder"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name       string
+		args       []string
+		wantAddr   string
+		wantSecure bool
+		wantCert   [3]string // CertDir, CertName, KeyName
+	}{
+		{name: "secure by default on :8443", wantAddr: ":8443", wantSecure: true},
+		{name: "plain HTTP on loopback",
+			args:     []string{"--metrics-secure=false", "--metrics-bind-address=127.0.0.1:8080"},
+			wantAddr: "127.0.0.1:8080"},
+		{name: "certificate from a directory",
+			args:     []string{"--metrics-cert-path", certDir, "--metrics-cert-name=server.crt", "--metrics-cert-key=server.key"},
+			wantAddr: ":8443", wantSecure: true,
+			wantCert: [3]string{certDir, "server.crt", "server.key"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := flag.NewFlagSet("jeton", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			cfg, err := parseFlags(fs, tt.args, "ops")
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := cfg.metricsOptions()
+			if o.BindAddress != tt.wantAddr || o.SecureServing != tt.wantSecure {
+				t.Errorf("bind address %q, secure %v; want %q, %v", o.BindAddress, o.SecureServing, tt.wantAddr, tt.wantSecure)
+			}
+			if got := o.FilterProvider != nil; got != tt.wantSecure {
+				t.Errorf("authentication and authorization filter set: %v, want %v", got, tt.wantSecure)
+			}
+			if got := [3]string{o.CertDir, o.CertName, o.KeyName}; got != tt.wantCert {
+				t.Errorf("certificate (dir, cert, key) = %q, want %q", got, tt.wantCert)
+			}
+			if tt.wantSecure {
+				tc := &tls.Config{}
+				for _, f := range o.TLSOpts {
+					f(tc)
+				}
+				if !slices.Equal(tc.NextProtos, []string{"http/1.1"}) {
+					t.Errorf("TLS NextProtos = %q, want HTTP/1.1 only", tc.NextProtos)
+				}
+			}
+		})
+	}
+}
+
+func TestIsLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:8080": true, "[::1]:8080": true, "localhost:8080": true,
+		":8080": false, "0.0.0.0:8080": false, "10.0.0.1:8080": false, "0": false,
+	} {
+		if got := isLoopback(addr); got != want {
+			t.Errorf("isLoopback(%q) = %v, want %v", addr, got, want)
+		}
 	}
 }

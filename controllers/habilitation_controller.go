@@ -8,7 +8,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -48,6 +47,8 @@ const (
 	clientSetupWait = 15 * time.Second
 	// clientSetupGrace is how long after its creation a Habilitation may wait silently at all.
 	clientSetupGrace = 2 * time.Minute
+	// workloadPageSize bounds each list of workloads read on rotation.
+	workloadPageSize = 100
 )
 
 // Events recorded on Habilitations besides the Ready reasons.
@@ -82,15 +83,19 @@ type HabilitationReconciler struct {
 	// Now is the clock, for expiry; time.Now when nil.
 	Now func() time.Time
 
-	fingerprints fingerprintMemo
+	bindings tokenBindings
+	// ownerKey signs the Secrets jeton injects (injection.SecretProof).
+	ownerKey *ownerKey
 }
 
-func setupHabilitationReconciler(mgr ctrl.Manager, opts Options) error {
+func setupHabilitationReconciler(mgr ctrl.Manager, opts Options, key *ownerKey) error {
 	r := &HabilitationReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("jeton"),
 		Options:   opts,
+		bindings:  tokenBindings{Reader: mgr.GetClient()},
+		ownerKey:  key,
 	}
 	return r.SetupWithManager(mgr)
 }
@@ -154,7 +159,7 @@ func (r *HabilitationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		if apierrors.IsNotFound(err) {
 			// Gone: remove any Secret the cache had not seen yet when the finalizer ran.
 			metrics.ForgetHabilitation(req.Namespace, req.Name)
-			_, err := r.removeInjected(ctx, req.Namespace, req.Name, nil)
+			_, err := r.removeInjected(ctx, req.Namespace, req.Name, nil, nil)
 			return ctrl.Result{}, err
 		}
 		return ctrl.Result{}, err
@@ -168,7 +173,7 @@ func (r *HabilitationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	var res result
 	if !r.Options.IsCredentialsNamespace(h.Namespace) {
 		// Fail closed, also for a Habilitation honoured before the flag changed.
-		if _, err := r.removeInjected(ctx, h.Namespace, h.Name, nil); err != nil {
+		if _, err := r.removeInjected(ctx, h.Namespace, h.Name, h.Status.TargetSecret, nil); err != nil {
 			return ctrl.Result{}, err
 		}
 		if controllerutil.RemoveFinalizer(h, jetonv1alpha1.FinalizerCleanup) {
@@ -228,7 +233,7 @@ func (r *HabilitationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 // removes the injected Secret: credentials fail closed.
 func (r *HabilitationReconciler) reconcile(ctx context.Context, h *jetonv1alpha1.Habilitation) (result, error) {
 	failClosed := func(res result) (result, error) {
-		if _, err := r.removeInjected(ctx, h.Namespace, h.Name, nil); err != nil {
+		if _, err := r.removeInjected(ctx, h.Namespace, h.Name, h.Status.TargetSecret, nil); err != nil {
 			return result{}, err
 		}
 		h.Status.TargetSecret = nil
@@ -299,7 +304,8 @@ func (r *HabilitationReconciler) reconcile(ctx context.Context, h *jetonv1alpha1
 	setTokenStatus(&h.Status.TokenStatus, h, fp, info)
 
 	// One token, one client.
-	verdict, err := r.arbitrate(ctx, h, fp)
+	self := injection.Binding{Kind: injection.KindHabilitation, Namespace: h.Namespace, Name: h.Name, Client: h.Spec.ClientRef.Name, Created: h.CreationTimestamp.Time}
+	verdict, err := r.bindings.arbitrate(ctx, self, fp)
 	if err != nil {
 		return result{}, err
 	}
@@ -325,14 +331,26 @@ func (r *HabilitationReconciler) reconcile(ctx context.Context, h *jetonv1alpha1
 		return failClosed(res)
 	}
 
+	// Where the client's workloads will send the token: an official host, or one the
+	// cluster admin allowed.
+	baseURL := publicapi.BaseURL(h.Spec.API, h.Spec.Environment, h.Spec.BaseURL)
+	if err := r.Options.APIHosts.Check(h.Spec.API, baseURL); err != nil {
+		return failClosed(stalled(jetonv1alpha1.ReasonAPIHostNotAllowed, "spec.baseURL is refused: %v.", err))
+	}
+
 	// The target Secret.
 	var after []func()
 	target := types.NamespacedName{Namespace: clientNS, Name: h.TargetSecretName()}
-	if _, err := r.removeInjected(ctx, h.Namespace, h.Name, &target); err != nil {
+	if _, err := r.removeInjected(ctx, h.Namespace, h.Name, h.Status.TargetSecret, &target); err != nil {
 		return result{}, err // the target moved: the old Secret goes
 	}
-	desired := injection.DesiredSecret(h, c, tok, fp, publicapi.BaseURL(h.Spec.API, h.Spec.Environment, h.Spec.BaseURL))
-	wrote, clash, injectedFP, err := r.applyTarget(ctx, h, desired)
+	proofKey, err := r.ownerKey.get(ctx)
+	if err != nil {
+		return result{}, err
+	}
+	desired := injection.DesiredSecret(h, c, tok, fp, baseURL)
+	desired.Annotations[jetonv1alpha1.AnnotationOwnerProof] = injection.SecretProof(proofKey, desired)
+	wrote, clash, err := r.applyTarget(ctx, h, desired)
 	if err != nil {
 		return result{}, err
 	}
@@ -343,12 +361,12 @@ func (r *HabilitationReconciler) reconcile(ctx context.Context, h *jetonv1alpha1
 	}
 	h.Status.TargetSecret = &jetonv1alpha1.SecretReference{Namespace: target.Namespace, Name: target.Name}
 
-	if rotated(fp, prevFP, injectedFP) {
+	if rotated(fp, prevFP, token.LegacyFingerprint(tok)) {
 		// Rotation. The Secret is written; restart before recording the new fingerprint in
 		// status, so a crash in between redoes the (idempotent) restart exactly once.
 		now := metav1.NewTime(r.now())
 		h.Status.LastRotationTime = &now
-		rotatedNote := fmt.Sprintf("New token (fingerprint %s, was %s) written to Secret %s/%s.", fp, cmp.Or(injectedFP, prevFP), target.Namespace, target.Name)
+		rotatedNote := fmt.Sprintf("New token (fingerprint %s, was %s) written to Secret %s/%s.", fp, prevFP, target.Namespace, target.Name)
 		after = append(after, func() { r.event(h, false, eventRotated, "Rotate", rotatedNote) })
 		if h.Spec.RestartWorkloads == nil || *h.Spec.RestartWorkloads {
 			restarted, err := r.restartWorkloads(ctx, h, target, fp)
@@ -487,32 +505,44 @@ func (r *HabilitationReconciler) clientNamespaceProblem(ctx context.Context, c *
 	if owner := ns.Labels[jetonv1alpha1.LabelClient]; owner != c.Name {
 		return fmt.Sprintf("Namespace %q belongs to client %q, not to PublicClient %q.", ns.Name, owner, c.Name), nil
 	}
+	// jeton's own record, not the label (anyone who can create a namespace can label it):
+	// the PublicClient reconciler verified this very namespace (UID) for the client. A
+	// status written before UIDs were recorded names the namespace only.
+	if st := c.Status; st.Namespace != ns.Name || (st.NamespaceUID != "" && st.NamespaceUID != ns.UID) {
+		return fmt.Sprintf("Namespace %q is not (or no longer) the namespace jeton set up for PublicClient %q.", ns.Name, c.Name), nil
+	}
+	if why := r.Options.reservedBecause(ns.Name); why != "" {
+		return fmt.Sprintf("Namespace %q is reserved (%s).", ns.Name, why), nil
+	}
 	if !ns.DeletionTimestamp.IsZero() {
 		return fmt.Sprintf("Namespace %q of PublicClient %q is being deleted.", ns.Name, c.Name), nil
 	}
 	return "", nil
 }
 
-// rotated reports whether workloads must be restarted for the token fp: the token recorded
-// in status by the previous pass, or the one the injected Secret held before this pass, is
-// another token. Either alone can miss a rotation: status is lost when the operator crashes
-// between writing the Secret and writing status, or when the object is restored from a
-// backup without status; the Secret's annotation already names fp when the crash came
-// after the Secret was written.
-func rotated(fp, statusFP, injectedFP string) bool {
-	return (statusFP != "" && statusFP != fp) || (injectedFP != "" && injectedFP != fp)
+// rotated reports whether workloads must be restarted for the token fp: status, jeton's
+// own record, names another token. Nothing a tenant can write counts: an edited
+// fingerprint annotation on the injected Secret is drift, repaired without a restart.
+// Status is written after the restarts, so a crash in between redoes them (idempotent).
+// legacyFP is the token's fingerprint as recorded before canonical fingerprints: the same
+// token, so no restart.
+func rotated(fp, statusFP, legacyFP string) bool {
+	return statusFP != "" && statusFP != fp && statusFP != legacyFP
 }
 
 // applyTarget writes desired with server-side apply, unless it is already there (no write
 // in steady state) or a Secret of that name exists that is not this Habilitation's (clash:
-// left untouched). injectedFP is the fingerprint the Secret held before, if it existed.
-func (r *HabilitationReconciler) applyTarget(ctx context.Context, h *jetonv1alpha1.Habilitation, desired *corev1.Secret) (wrote, clash bool, injectedFP string, err error) {
+// left untouched).
+func (r *HabilitationReconciler) applyTarget(ctx context.Context, h *jetonv1alpha1.Habilitation, desired *corev1.Secret) (wrote, clash bool, err error) {
 	key := client.ObjectKeyFromObject(desired)
 	existing := &corev1.Secret{}
 	err = r.Get(ctx, key, existing, client.UnsafeDisableDeepCopy)
-	if apierrors.IsNotFound(err) {
-		// The cache holds only Secrets labelled managed-by=jeton: ask the API server
-		// whether someone else's Secret has this name.
+	if err == nil && injection.ManagedBy(existing, h) && injection.UpToDate(existing, desired) {
+		return false, false, nil
+	}
+	if err == nil || apierrors.IsNotFound(err) {
+		// The cache holds managed Secrets in digest form, and no other Secret of a client
+		// namespace: read the Secret itself, to see whose it is and what it holds.
 		existing = &corev1.Secret{}
 		err = r.APIReader.Get(ctx, key, existing)
 		if apierrors.IsNotFound(err) {
@@ -520,21 +550,20 @@ func (r *HabilitationReconciler) applyTarget(ctx context.Context, h *jetonv1alph
 		}
 	}
 	if err != nil {
-		return false, false, "", fmt.Errorf("reading Secret %s: %w", key, err)
+		return false, false, fmt.Errorf("reading Secret %s: %w", key, err)
 	}
 	if existing != nil {
 		if !injection.ManagedBy(existing, h) {
-			return false, true, "", nil
+			return false, true, nil
 		}
-		injectedFP = existing.Annotations[jetonv1alpha1.AnnotationTokenFingerprint]
 		if injection.UpToDate(existing, desired) {
-			return false, false, injectedFP, nil
+			return false, false, nil
 		}
 		if existing.Type != desired.Type || hasForeignKeys(existing.Data, desired.Data) {
 			// Keys added by hand belong to their field manager and a Secret's type is
 			// immutable: server-side apply can fix neither, so the Secret is recreated.
 			if err := r.Delete(ctx, existing, client.Preconditions{UID: &existing.UID}); err != nil && !apierrors.IsNotFound(err) {
-				return false, false, "", fmt.Errorf("recreating Secret %s: %w", key, err)
+				return false, false, fmt.Errorf("recreating Secret %s: %w", key, err)
 			}
 		}
 	}
@@ -545,10 +574,10 @@ func (r *HabilitationReconciler) applyTarget(ctx context.Context, h *jetonv1alph
 		WithData(desired.Data)
 	if err := r.Apply(ctx, ac, client.FieldOwner(jetonv1alpha1.ManagedByValue), client.ForceOwnership); err != nil {
 		// API errors name the object and fields, never Secret values.
-		return false, false, "", fmt.Errorf("applying Secret %s: %w", key, err)
+		return false, false, fmt.Errorf("applying Secret %s: %w", key, err)
 	}
 	log.FromContext(ctx).V(1).Info("injected token", "secret", key.String(), "fingerprint", desired.Annotations[jetonv1alpha1.AnnotationTokenFingerprint])
-	return true, false, injectedFP, nil
+	return true, false, nil
 }
 
 // hasForeignKeys reports whether have holds a key that want does not.
@@ -564,7 +593,11 @@ func hasForeignKeys(have, want map[string][]byte) bool {
 // removeInjected deletes the Secrets injected for the Habilitation namespace/name, except
 // keep. It reads the cache, which holds every managed Secret; a Secret created too recently
 // to be there is caught when its watch event maps back here.
-func (r *HabilitationReconciler) removeInjected(ctx context.Context, namespace, name string, keep *types.NamespacedName) (int, error) {
+//
+// Labels alone prove nothing (anyone who can create a Secret can copy them), so a labelled
+// Secret is removed only when jeton wrote it: it carries a valid owner proof for its name
+// and labels, or it is the Secret the Habilitation's status records. Never anything else.
+func (r *HabilitationReconciler) removeInjected(ctx context.Context, namespace, name string, recorded *jetonv1alpha1.SecretReference, keep *types.NamespacedName) (int, error) {
 	list := &corev1.SecretList{}
 	if err := r.List(ctx, list, client.MatchingLabels{
 		jetonv1alpha1.LabelManagedBy:             jetonv1alpha1.ManagedByValue,
@@ -573,13 +606,24 @@ func (r *HabilitationReconciler) removeInjected(ctx context.Context, namespace, 
 	}); err != nil {
 		return 0, fmt.Errorf("listing injected Secrets: %w", err)
 	}
+	if len(list.Items) == 0 {
+		return 0, nil
+	}
+	key, err := r.ownerKey.get(ctx)
+	if err != nil {
+		return 0, err
+	}
 	removed := 0
 	for i := range list.Items {
 		s := &list.Items[i]
 		if keep != nil && client.ObjectKeyFromObject(s) == *keep {
 			continue
 		}
-		if err := r.Delete(ctx, s); err != nil && !apierrors.IsNotFound(err) {
+		isRecorded := recorded != nil && recorded.Namespace == s.Namespace && recorded.Name == s.Name
+		if !isRecorded && !injection.WrittenByJeton(key, s) {
+			continue
+		}
+		if err := r.Delete(ctx, s, client.Preconditions{UID: &s.UID}); err != nil && !apierrors.IsNotFound(err) {
 			return removed, fmt.Errorf("deleting injected Secret %s/%s: %w", s.Namespace, s.Name, err)
 		}
 		removed++
@@ -602,7 +646,7 @@ func (r *HabilitationReconciler) finalize(ctx context.Context, h *jetonv1alpha1.
 	if !controllerutil.ContainsFinalizer(h, jetonv1alpha1.FinalizerCleanup) {
 		return nil
 	}
-	if _, err := r.removeInjected(ctx, h.Namespace, h.Name, nil); err != nil {
+	if _, err := r.removeInjected(ctx, h.Namespace, h.Name, h.Status.TargetSecret, nil); err != nil {
 		return err
 	}
 	metrics.ForgetHabilitation(h.Namespace, h.Name)
@@ -626,30 +670,47 @@ func (r *HabilitationReconciler) restartWorkloads(ctx context.Context, h *jetonv
 		tmpl *corev1.PodTemplateSpec
 	}
 	var workloads []workload
-	deployments := &appsv1.DeploymentList{}
-	statefulSets := &appsv1.StatefulSetList{}
-	daemonSets := &appsv1.DaemonSetList{}
-	for _, l := range []client.ObjectList{deployments, statefulSets, daemonSets} {
-		if err := r.APIReader.List(ctx, l, client.InNamespace(target.Namespace)); err != nil {
-			return nil, fmt.Errorf("listing workloads in namespace %s: %w", target.Namespace, err)
+	// Listed a page at a time, and only those using the Secret kept: a tenant with many
+	// (or huge) workloads cannot make jeton hold them all at once.
+	for _, newList := range []func() client.ObjectList{
+		func() client.ObjectList { return &appsv1.DeploymentList{} },
+		func() client.ObjectList { return &appsv1.StatefulSetList{} },
+		func() client.ObjectList { return &appsv1.DaemonSetList{} },
+	} {
+		for cont := ""; ; {
+			list := newList()
+			if err := r.APIReader.List(ctx, list, client.InNamespace(target.Namespace), client.Limit(workloadPageSize), client.Continue(cont)); err != nil {
+				return nil, fmt.Errorf("listing workloads in namespace %s: %w", target.Namespace, err)
+			}
+			items, err := meta.ExtractList(list)
+			if err != nil {
+				return nil, err
+			}
+			for _, item := range items {
+				var w workload
+				switch o := item.(type) {
+				case *appsv1.Deployment:
+					w = workload{"Deployment", o, &o.Spec.Template}
+				case *appsv1.StatefulSet:
+					w = workload{"StatefulSet", o, &o.Spec.Template}
+				case *appsv1.DaemonSet:
+					w = workload{"DaemonSet", o, &o.Spec.Template}
+				default:
+					continue
+				}
+				if injection.ReferencesSecret(&w.tmpl.Spec, target.Name) {
+					workloads = append(workloads, w)
+				}
+			}
+			if cont = list.GetContinue(); cont == "" {
+				break
+			}
 		}
-	}
-	for i := range deployments.Items {
-		workloads = append(workloads, workload{"Deployment", &deployments.Items[i], &deployments.Items[i].Spec.Template})
-	}
-	for i := range statefulSets.Items {
-		workloads = append(workloads, workload{"StatefulSet", &statefulSets.Items[i], &statefulSets.Items[i].Spec.Template})
-	}
-	for i := range daemonSets.Items {
-		workloads = append(workloads, workload{"DaemonSet", &daemonSets.Items[i], &daemonSets.Items[i].Spec.Template})
 	}
 
 	var restarted []string
 	var errs []error
 	for _, w := range workloads {
-		if !injection.ReferencesSecret(&w.tmpl.Spec, target.Name) {
-			continue
-		}
 		current := w.tmpl.Annotations[jetonv1alpha1.AnnotationRestartedFor]
 		next := injection.RestartedFor(current, target.Name, fp)
 		if next == current {
@@ -670,112 +731,6 @@ func (r *HabilitationReconciler) restartWorkloads(ctx context.Context, h *jetonv
 	return restarted, errors.Join(errs...)
 }
 
-// arbitrate compares the token's fingerprint with every other Habilitation (in the
-// credentials namespaces) and every TechnicalToken. Fingerprints come from the source
-// Secrets in the cache (through IndexSecretTokenFingerprints), not from other objects'
-// status, so two new objects racing cannot both look alone; and one lookup finds the
-// Secrets holding the token, so the check does not grow with the number of Habilitations.
-func (r *HabilitationReconciler) arbitrate(ctx context.Context, h *jetonv1alpha1.Habilitation, fp string) (injection.Verdict, error) {
-	self := injection.Binding{Kind: injection.KindHabilitation, Namespace: h.Namespace, Name: h.Name, Client: h.Spec.ClientRef.Name, Created: h.CreationTimestamp.Time}
-	type bindingKey struct {
-		kind            injection.Kind
-		namespace, name string
-	}
-	seen := map[bindingKey]bool{}
-	var others []injection.Binding
-	add := func(b injection.Binding) {
-		if k := (bindingKey{b.Kind, b.Namespace, b.Name}); !seen[k] {
-			seen[k] = true
-			others = append(others, b)
-		}
-	}
-
-	holders := &corev1.SecretList{}
-	if err := r.List(ctx, holders, client.MatchingFields{IndexSecretTokenFingerprints: fp}, client.UnsafeDisableDeepCopy); err != nil {
-		return injection.Verdict{}, fmt.Errorf("listing Secrets by token fingerprint: %w", err)
-	}
-	for i := range holders.Items {
-		s := &holders.Items[i]
-		habs := &jetonv1alpha1.HabilitationList{}
-		if err := r.List(ctx, habs, client.InNamespace(s.Namespace), client.MatchingFields{IndexTokenSecret: s.Name}, client.UnsafeDisableDeepCopy); err != nil {
-			return injection.Verdict{}, err
-		}
-		for j := range habs.Items {
-			o := &habs.Items[j]
-			if (o.Namespace == h.Namespace && o.Name == h.Name) || !o.DeletionTimestamp.IsZero() {
-				continue
-			}
-			// The Secret holds the token under some key; is it the key this one reads?
-			if r.sourceFingerprint(ctx, o.Namespace, o.Spec.TokenSecretRef) == fp {
-				add(injection.Binding{Kind: injection.KindHabilitation, Namespace: o.Namespace, Name: o.Name, Client: o.Spec.ClientRef.Name, Created: o.CreationTimestamp.Time})
-			}
-		}
-		tts := &jetonv1alpha1.TechnicalTokenList{}
-		if err := r.List(ctx, tts, client.InNamespace(s.Namespace), client.MatchingFields{IndexTokenSecret: s.Name}, client.UnsafeDisableDeepCopy); err != nil {
-			return injection.Verdict{}, err
-		}
-		for j := range tts.Items {
-			o := &tts.Items[j]
-			if r.sourceFingerprint(ctx, o.Namespace, o.Spec.TokenSecretRef) == fp {
-				add(injection.Binding{Kind: injection.KindTechnicalToken, Namespace: o.Namespace, Name: o.Name, Created: o.CreationTimestamp.Time})
-			}
-		}
-	}
-
-	// Fail closed: a TechnicalToken's recorded fingerprint counts too (one outside the
-	// credentials namespaces, whose Secret the cache does not hold).
-	tts := &jetonv1alpha1.TechnicalTokenList{}
-	if err := r.List(ctx, tts, client.MatchingFields{IndexTokenFingerprint: fp}, client.UnsafeDisableDeepCopy); err != nil {
-		return injection.Verdict{}, err
-	}
-	for i := range tts.Items {
-		o := &tts.Items[i]
-		add(injection.Binding{Kind: injection.KindTechnicalToken, Namespace: o.Namespace, Name: o.Name, Created: o.CreationTimestamp.Time})
-	}
-	return injection.Arbitrate(self, others), nil
-}
-
-// fingerprintMemo remembers the fingerprint of each source Secret key at a resourceVersion,
-// so the "one token, one client" check hashes each token once, not once per reconcile.
-type fingerprintMemo struct {
-	mu sync.Mutex
-	m  map[memoKey]memoEntry
-}
-
-type memoKey struct{ namespace, name, key string }
-
-type memoEntry struct{ resourceVersion, fingerprint string }
-
-// sourceFingerprint returns the fingerprint of the token a Secret key holds, or "" when the
-// Secret or key is missing or the value is not a token.
-func (r *HabilitationReconciler) sourceFingerprint(ctx context.Context, namespace string, ref jetonv1alpha1.SecretKeyReference) string {
-	k := memoKey{namespace, ref.Name, cmp.Or(ref.Key, defaultTokenKey)}
-	s := &corev1.Secret{}
-	err := r.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, s, client.UnsafeDisableDeepCopy)
-
-	m := &r.fingerprints
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if err != nil {
-		delete(m.m, k)
-		return ""
-	}
-	if e, ok := m.m[k]; ok && e.resourceVersion == s.ResourceVersion {
-		return e.fingerprint
-	}
-	fp := ""
-	if raw, ok := s.Data[k.key]; ok {
-		if tok, err := token.Normalize(raw); err == nil {
-			fp = token.Fingerprint(tok)
-		}
-	}
-	if m.m == nil {
-		m.m = map[memoKey]memoEntry{}
-	}
-	m.m[k] = memoEntry{s.ResourceVersion, fp}
-	return fp
-}
-
 // mapTokenHolder maps a Habilitation or TechnicalToken to the Habilitations holding the same
 // token (by recorded and by current fingerprint), so a refused one is re-evaluated when the
 // holder changes token or goes away.
@@ -783,9 +738,9 @@ func (r *HabilitationReconciler) mapTokenHolder(ctx context.Context, obj client.
 	var fps []string
 	switch o := obj.(type) {
 	case *jetonv1alpha1.Habilitation:
-		fps = append(fps, o.Status.TokenFingerprint, r.sourceFingerprint(ctx, o.Namespace, o.Spec.TokenSecretRef))
+		fps = append(fps, o.Status.TokenFingerprint, r.bindings.sourceFingerprint(ctx, o.Namespace, o.Spec.TokenSecretRef))
 	case *jetonv1alpha1.TechnicalToken:
-		fps = append(fps, o.Status.TokenFingerprint, r.sourceFingerprint(ctx, o.Namespace, o.Spec.TokenSecretRef))
+		fps = append(fps, o.Status.TokenFingerprint, r.bindings.sourceFingerprint(ctx, o.Namespace, o.Spec.TokenSecretRef))
 	}
 	return r.holdersOf(ctx, client.ObjectKeyFromObject(obj), fps...)
 }
@@ -856,7 +811,7 @@ func (r *HabilitationReconciler) mapSecret(ctx context.Context, obj client.Objec
 	for i := range habs.Items {
 		h := &habs.Items[i]
 		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(h)})
-		reqs = append(reqs, r.holdersOf(ctx, none, h.Status.TokenFingerprint, r.sourceFingerprint(ctx, h.Namespace, h.Spec.TokenSecretRef))...)
+		reqs = append(reqs, r.holdersOf(ctx, none, h.Status.TokenFingerprint, r.bindings.sourceFingerprint(ctx, h.Namespace, h.Spec.TokenSecretRef))...)
 	}
 	tts := &jetonv1alpha1.TechnicalTokenList{}
 	if err := r.List(ctx, tts, client.InNamespace(obj.GetNamespace()), client.MatchingFields{IndexTokenSecret: obj.GetName()}); err != nil {
@@ -865,7 +820,7 @@ func (r *HabilitationReconciler) mapSecret(ctx context.Context, obj client.Objec
 	}
 	for i := range tts.Items {
 		t := &tts.Items[i]
-		reqs = append(reqs, r.holdersOf(ctx, none, t.Status.TokenFingerprint, r.sourceFingerprint(ctx, t.Namespace, t.Spec.TokenSecretRef))...)
+		reqs = append(reqs, r.holdersOf(ctx, none, t.Status.TokenFingerprint, r.bindings.sourceFingerprint(ctx, t.Namespace, t.Spec.TokenSecretRef))...)
 	}
 	return reqs
 }

@@ -10,6 +10,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -24,6 +25,7 @@ import (
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
 	"github.com/jeton-dev/jeton/internal/conditions"
+	"github.com/jeton-dev/jeton/internal/injection"
 	"github.com/jeton-dev/jeton/internal/isolation"
 	"github.com/jeton-dev/jeton/internal/siret"
 )
@@ -62,6 +64,8 @@ type PublicClientReconciler struct {
 	APIReader client.Reader
 	Recorder  recorder.EventRecorder
 	Options   Options
+
+	ownerKey *ownerKey
 }
 
 // +kubebuilder:rbac:groups=jeton.dev,resources=publicclients,verbs=get;list;watch;patch
@@ -126,12 +130,27 @@ func (r *PublicClientReconciler) reconcile(ctx context.Context, pc, base *jetonv
 		return ctrl.Result{}, nil
 	}
 
+	if why := r.Options.reservedBecause(target); why != "" {
+		msg := fmt.Sprintf("namespace %s is reserved (%s): jeton never makes it a client namespace, and nothing is written into it. Set spec.namespace to a namespace of this client's own (recreate this PublicClient, the field is immutable)", target, why)
+		if conditions.ReadyReason(base.Status.Conditions) != jetonv1alpha1.ReasonNamespaceReserved {
+			r.Recorder.Eventf(pc, nil, corev1.EventTypeWarning, jetonv1alpha1.ReasonNamespaceReserved, "ClaimNamespace", "%s", msg)
+		}
+		forgetNamespace(&pc.Status)
+		conditions.MarkStalled(conds, gen, jetonv1alpha1.ReasonNamespaceReserved, msg)
+		return ctrl.Result{}, nil
+	}
+
 	var claimants jetonv1alpha1.PublicClientList
 	if err := r.List(ctx, &claimants, client.MatchingFields{IndexPublicClientNamespace: target}); err != nil {
 		conditions.MarkNotReady(conds, gen, jetonv1alpha1.ReasonInternalError, "cannot list PublicClients; retrying: "+err.Error())
 		return ctrl.Result{}, err
 	}
-	ns, decision, created, err := r.claimNamespace(ctx, pc, claimants.Items)
+	key, err := r.ownerKey.get(ctx)
+	if err != nil {
+		conditions.MarkNotReady(conds, gen, jetonv1alpha1.ReasonInternalError, err.Error())
+		return ctrl.Result{}, err
+	}
+	ns, decision, created, err := r.claimNamespace(ctx, pc, claimants.Items, key)
 	if err != nil {
 		conditions.MarkNotReady(conds, gen, jetonv1alpha1.ReasonInternalError, fmt.Sprintf("cannot read or create namespace %s; retrying: %v", target, err))
 		return ctrl.Result{}, err
@@ -142,7 +161,7 @@ func (r *PublicClientReconciler) reconcile(ctx context.Context, pc, base *jetonv
 		if conditions.ReadyReason(base.Status.Conditions) != jetonv1alpha1.ReasonNamespaceOwnedElsewhere {
 			r.Recorder.Eventf(pc, nil, corev1.EventTypeWarning, jetonv1alpha1.ReasonNamespaceOwnedElsewhere, "ClaimNamespace", "%s", decision.Message)
 		}
-		pc.Status.Namespace = ""
+		forgetNamespace(&pc.Status)
 		conditions.MarkStalled(conds, gen, jetonv1alpha1.ReasonNamespaceOwnedElsewhere, decision.Message)
 		return ctrl.Result{RequeueAfter: ownedElsewhereRetry}, nil
 	case isolation.Terminating:
@@ -170,12 +189,18 @@ func (r *PublicClientReconciler) reconcile(ctx context.Context, pc, base *jetonv
 		// precision). One jeton created for it is younger: judging by status alone would
 		// report a namespace created a moment ago as adopted whenever this pass reads a
 		// cache that has not yet seen the previous pass's status write.
-		if base.Status.Namespace != target && !ns.CreationTimestamp.After(pc.CreationTimestamp.Time) {
-			r.Recorder.Eventf(pc, nil, corev1.EventTypeNormal, EventNamespaceAdopted, "AdoptNamespace",
-				"Adopted namespace %s, which carries the label %s=%s", target, jetonv1alpha1.LabelClient, pc.Name)
+		if base.Status.NamespaceUID != ns.UID && !ns.CreationTimestamp.After(pc.CreationTimestamp.Time) {
+			how := "which it requested (spec.adoptNamespace); jeton will never delete it"
+			if decision.Origin == jetonv1alpha1.NamespaceCreated {
+				how = "which jeton created for a PublicClient of this name and retained"
+			}
+			r.Recorder.Eventf(pc, nil, corev1.EventTypeNormal, EventNamespaceAdopted, "AdoptNamespace", "Adopted namespace %s, %s", target, how)
 		}
 	}
-	pc.Status.Namespace = target
+	pc.Status.Namespace, pc.Status.NamespaceUID, pc.Status.NamespaceOrigin = target, ns.UID, decision.Origin
+	if created {
+		pc.Status.NamespaceOrigin = jetonv1alpha1.NamespaceCreated
+	}
 
 	if err := r.syncNetworkPolicy(ctx, pc); err != nil {
 		conditions.MarkNotReady(conds, gen, jetonv1alpha1.ReasonInternalError, fmt.Sprintf("cannot update NetworkPolicy %s/%s; retrying: %v", target, isolation.NetworkPolicyName, err))
@@ -236,22 +261,26 @@ func (r *PublicClientReconciler) deleteNetworkPolicy(ctx context.Context, reader
 // meanwhile, it fails instead of labelling their namespace as ours. A client namespace is
 // read from the cache; a namespace the cache does not hold is first tried with Create, so a
 // new client costs one request, and read from the API server only if it exists.
-func (r *PublicClientReconciler) claimNamespace(ctx context.Context, pc *jetonv1alpha1.PublicClient, claimants []jetonv1alpha1.PublicClient) (*corev1.Namespace, isolation.Decision, bool, error) {
+func (r *PublicClientReconciler) claimNamespace(ctx context.Context, pc *jetonv1alpha1.PublicClient, claimants []jetonv1alpha1.PublicClient, key []byte) (*corev1.Namespace, isolation.Decision, bool, error) {
 	target := pc.TargetNamespace()
 	ns := &corev1.Namespace{}
 	err := r.Get(ctx, client.ObjectKey{Name: target}, ns)
 	if err == nil {
-		return ns, isolation.Decide(pc, ns, claimants), false, nil
+		return ns, isolation.Decide(pc, ns, claimants, key), false, nil
 	}
 	if !apierrors.IsNotFound(err) {
 		return nil, isolation.Decision{}, false, err
 	}
-	if d := isolation.Decide(pc, nil, claimants); d.Verdict == isolation.Create {
+	if d := isolation.Decide(pc, nil, claimants, key); d.Verdict == isolation.Create {
 		created := &corev1.Namespace{}
 		created.Name = target
 		created.Labels = isolation.NamespaceLabels(pc.Name, pc.Spec.Isolation.PodSecurity)
+		// The proof that jeton created it for this client: should this pass's status write
+		// be lost, the next pass still knows the namespace is this client's.
+		created.Annotations = map[string]string{jetonv1alpha1.AnnotationOwnerProof: isolation.CreatedProof(key, target, pc.Name, pc.UID)}
 		err := r.Create(ctx, created, publicClientFieldOwner)
 		if err == nil {
+			d.Origin = jetonv1alpha1.NamespaceCreated
 			return created, d, true, nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
@@ -262,7 +291,7 @@ func (r *PublicClientReconciler) claimNamespace(ctx context.Context, pc *jetonv1
 	if err != nil {
 		return nil, isolation.Decision{}, false, err
 	}
-	return existing, isolation.Decide(pc, existing, claimants), false, nil
+	return existing, isolation.Decide(pc, existing, claimants, key), false, nil
 }
 
 // getNamespace reads a namespace; nil when it does not exist. Client namespaces come from
@@ -297,54 +326,24 @@ func (r *PublicClientReconciler) countHabilitations(ctx context.Context, clientN
 
 // finalize removes what jeton put in the client namespace, then the finalizer.
 //
-// With namespacePolicy Retain, the namespace keeps its labels (jeton.dev/client included):
-// its workloads keep their Pod Security levels, and re-creating the PublicClient re-adopts
-// the namespace. Only jeton's Secrets and NetworkPolicy go, so credentials fail closed.
+// Only the namespace recorded in status (same UID) is touched: a reserved namespace, one
+// owned elsewhere or one created again by someone else is left exactly as it is. There,
+// jeton's Secrets and NetworkPolicy go, so credentials fail closed. With namespacePolicy
+// Delete the namespace is deleted only if jeton created it; otherwise it is retained, and
+// a namespace jeton created gets a retention proof so that re-creating the PublicClient
+// re-adopts this very namespace (and no look-alike created later under its name).
 func (r *PublicClientReconciler) finalize(ctx context.Context, pc *jetonv1alpha1.PublicClient) error {
 	if !controllerutil.ContainsFinalizer(pc, jetonv1alpha1.FinalizerCleanup) {
 		return nil
 	}
 	target := pc.TargetNamespace()
-
-	// Read from the API server, not the cache: a Secret injected a moment ago must go too.
-	var secrets corev1.SecretList
-	if err := r.APIReader.List(ctx, &secrets, client.InNamespace(target), client.MatchingLabels{
-		jetonv1alpha1.LabelManagedBy: jetonv1alpha1.ManagedByValue,
-		jetonv1alpha1.LabelClient:    pc.Name,
-	}); err != nil {
-		return fmt.Errorf("listing the Secrets jeton injected in namespace %s: %w", target, err)
-	}
-	for i := range secrets.Items {
-		if err := client.IgnoreNotFound(r.Delete(ctx, &secrets.Items[i])); err != nil {
-			return fmt.Errorf("deleting Secret %s/%s: %w", target, secrets.Items[i].Name, err)
-		}
-	}
-	if len(secrets.Items) > 0 {
-		r.Recorder.Eventf(pc, nil, corev1.EventTypeNormal, EventSecretsRemoved, "Delete",
-			"Removed %d Secret(s) jeton injected in namespace %s", len(secrets.Items), target)
-	}
-
-	if err := r.deleteNetworkPolicy(ctx, r.APIReader, pc); err != nil {
-		return fmt.Errorf("deleting NetworkPolicy %s/%s: %w", target, isolation.NetworkPolicyName, err)
-	}
-
 	ns, err := r.getNamespace(ctx, target)
 	if err != nil {
 		return fmt.Errorf("reading namespace %s: %w", target, err)
 	}
-	// Only a namespace labelled for this client is ever deleted: never another client's,
-	// never one jeton was refused.
-	if ns != nil && ns.Labels[jetonv1alpha1.LabelClient] == pc.Name {
-		switch {
-		case pc.Spec.NamespacePolicy == jetonv1alpha1.NamespacePolicyDelete && ns.DeletionTimestamp.IsZero():
-			if err := client.IgnoreNotFound(r.Delete(ctx, ns, client.Preconditions{UID: &ns.UID})); err != nil {
-				return fmt.Errorf("deleting namespace %s: %w", target, err)
-			}
-			r.Recorder.Eventf(pc, nil, corev1.EventTypeNormal, EventNamespaceDeleted, "Delete",
-				"Deleted namespace %s (namespacePolicy Delete)", target)
-		case pc.Spec.NamespacePolicy != jetonv1alpha1.NamespacePolicyDelete:
-			r.Recorder.Eventf(pc, nil, corev1.EventTypeNormal, EventNamespaceRetained, "Delete",
-				"Kept namespace %s (namespacePolicy Retain); re-creating the PublicClient adopts it again", target)
+	if ns != nil && r.recordedNamespace(pc, ns) {
+		if err := r.releaseNamespace(ctx, pc, ns); err != nil {
+			return err
 		}
 	}
 
@@ -354,6 +353,89 @@ func (r *PublicClientReconciler) finalize(ctx context.Context, pc *jetonv1alpha1
 		return client.IgnoreNotFound(err)
 	}
 	return nil
+}
+
+// recordedNamespace reports whether ns is the namespace jeton manages for pc, as its status
+// records it (a status written before UIDs were recorded names it without one).
+func (r *PublicClientReconciler) recordedNamespace(pc *jetonv1alpha1.PublicClient, ns *corev1.Namespace) bool {
+	st := pc.Status
+	if st.Namespace != ns.Name || ns.Labels[jetonv1alpha1.LabelClient] != pc.Name || r.Options.reservedBecause(ns.Name) != "" {
+		return false
+	}
+	return st.NamespaceUID == "" || st.NamespaceUID == ns.UID
+}
+
+// releaseNamespace removes jeton's Secrets and NetworkPolicy from the client namespace, then
+// deletes or retains the namespace.
+func (r *PublicClientReconciler) releaseNamespace(ctx context.Context, pc *jetonv1alpha1.PublicClient, ns *corev1.Namespace) error {
+	target := ns.Name
+	// Read from the API server, not the cache: a Secret injected a moment ago must go too.
+	var secrets corev1.SecretList
+	if err := r.APIReader.List(ctx, &secrets, client.InNamespace(target), client.MatchingLabels{
+		jetonv1alpha1.LabelManagedBy: jetonv1alpha1.ManagedByValue,
+		jetonv1alpha1.LabelClient:    pc.Name,
+	}); err != nil {
+		return fmt.Errorf("listing the Secrets jeton injected in namespace %s: %w", target, err)
+	}
+	key, err := r.ownerKey.get(ctx)
+	if err != nil {
+		return err
+	}
+	removed := 0
+	for i := range secrets.Items {
+		s := &secrets.Items[i]
+		if !injection.WrittenByJeton(key, s) {
+			continue // labelled as jeton's by someone else: not jeton's to delete
+		}
+		if err := client.IgnoreNotFound(r.Delete(ctx, s, client.Preconditions{UID: &s.UID})); err != nil {
+			return fmt.Errorf("deleting Secret %s/%s: %w", target, s.Name, err)
+		}
+		removed++
+	}
+	if removed > 0 {
+		r.Recorder.Eventf(pc, nil, corev1.EventTypeNormal, EventSecretsRemoved, "Delete",
+			"Removed %d Secret(s) jeton injected in namespace %s", removed, target)
+	}
+	if err := r.deleteNetworkPolicy(ctx, r.APIReader, pc); err != nil {
+		return fmt.Errorf("deleting NetworkPolicy %s/%s: %w", target, isolation.NetworkPolicyName, err)
+	}
+	if !ns.DeletionTimestamp.IsZero() {
+		return nil
+	}
+
+	createdByJeton := pc.Status.NamespaceOrigin == jetonv1alpha1.NamespaceCreated && pc.Status.NamespaceUID == ns.UID
+	if pc.Spec.NamespacePolicy == jetonv1alpha1.NamespacePolicyDelete && createdByJeton {
+		if err := client.IgnoreNotFound(r.Delete(ctx, ns, client.Preconditions{UID: &ns.UID})); err != nil {
+			return fmt.Errorf("deleting namespace %s: %w", target, err)
+		}
+		r.Recorder.Eventf(pc, nil, corev1.EventTypeNormal, EventNamespaceDeleted, "Delete",
+			"Deleted namespace %s (namespacePolicy Delete)", target)
+		return nil
+	}
+	if !createdByJeton {
+		why := "namespacePolicy Retain"
+		if pc.Spec.NamespacePolicy == jetonv1alpha1.NamespacePolicyDelete {
+			why = "jeton did not create it, so it never deletes it, whatever namespacePolicy says"
+		}
+		r.Recorder.Eventf(pc, nil, corev1.EventTypeNormal, EventNamespaceRetained, "Delete",
+			"Kept namespace %s (%s); a re-created PublicClient needs spec.adoptNamespace to use it again", target, why)
+		return nil
+	}
+	proof := isolation.RetainedProof(key, target, pc.Name, ns.UID)
+	if ns.Annotations[jetonv1alpha1.AnnotationOwnerProof] != proof {
+		patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, jetonv1alpha1.AnnotationOwnerProof, proof)
+		if err := client.IgnoreNotFound(r.Patch(ctx, ns, client.RawPatch(types.MergePatchType, patch))); err != nil {
+			return fmt.Errorf("recording the retention proof on namespace %s: %w", target, err)
+		}
+	}
+	r.Recorder.Eventf(pc, nil, corev1.EventTypeNormal, EventNamespaceRetained, "Delete",
+		"Kept namespace %s (namespacePolicy Retain); re-creating the PublicClient adopts it again", target)
+	return nil
+}
+
+// forgetNamespace clears what status records of a namespace this client does not own.
+func forgetNamespace(st *jetonv1alpha1.PublicClientStatus) {
+	st.Namespace, st.NamespaceUID, st.NamespaceOrigin = "", "", ""
 }
 
 // SetupWithManager registers the reconciler and its watches.
@@ -448,12 +530,13 @@ func (r *PublicClientReconciler) rivalClients(ctx context.Context, o client.Obje
 }
 
 // setupPublicClientReconciler wires the PublicClient reconciler to the manager's clients.
-func setupPublicClientReconciler(ctx context.Context, mgr ctrl.Manager, opts Options) error {
+func setupPublicClientReconciler(ctx context.Context, mgr ctrl.Manager, opts Options, key *ownerKey) error {
 	r := &PublicClientReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("jeton"),
 		Options:   opts,
+		ownerKey:  key,
 	}
 	return r.SetupWithManager(ctx, mgr)
 }

@@ -13,9 +13,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
+	"github.com/jeton-dev/jeton/internal/injection"
 	"github.com/jeton-dev/jeton/internal/isolation"
 )
 
@@ -188,7 +190,7 @@ func TestPublicClientCreatesIsolatedNamespace(t *testing.T) {
 	}
 }
 
-func TestPublicClientRefusesNamespaceWithoutItsLabel(t *testing.T) {
+func TestPublicClientRefusesExistingNamespace(t *testing.T) {
 	ctx := context.Background()
 	nsName := uniqueName("existing")
 	createNamespace(t, nsName, map[string]string{"team": "someone-else"})
@@ -202,13 +204,16 @@ func TestPublicClientRefusesNamespaceWithoutItsLabel(t *testing.T) {
 		t.Errorf("Stalled = %+v, want True/NamespaceOwnedElsewhere", stalled)
 	}
 	ready := meta.FindStatusCondition(got.Status.Conditions, jetonv1alpha1.ConditionReady)
-	for _, hint := range []string{"jeton.dev/client=" + pc.Name, "spec.namespace"} {
+	for _, hint := range []string{"spec.adoptNamespace: true", "spec.namespace"} {
 		if !strings.Contains(ready.Message, hint) {
 			t.Errorf("message %q does not tell how to fix it (%q)", ready.Message, hint)
 		}
 	}
-	if got.Status.Namespace != "" {
-		t.Errorf("status.namespace = %q for a namespace jeton does not manage", got.Status.Namespace)
+	if strings.Contains(ready.Message, "Label it") {
+		t.Errorf("message %q suggests labelling the namespace, which proves nothing", ready.Message)
+	}
+	if got.Status.Namespace != "" || got.Status.NamespaceUID != "" {
+		t.Errorf("status records namespace %q (%q) that jeton does not manage", got.Status.Namespace, got.Status.NamespaceUID)
 	}
 	note := waitClientEvent(t, pc.Name, corev1.EventTypeWarning, jetonv1alpha1.ReasonNamespaceOwnedElsewhere)
 	if !strings.Contains(note, nsName) {
@@ -226,45 +231,141 @@ func TestPublicClientRefusesNamespaceWithoutItsLabel(t *testing.T) {
 	}
 	assertNoNamespaceFinalizer(t, after)
 
-	// Labelling the namespace for the client lets jeton adopt it, at once (watch, not polling).
+	// A label proves nothing: whoever created the namespace can add it. The next pass (a
+	// spec change) still refuses it.
 	after.Labels[jetonv1alpha1.LabelClient] = pc.Name
 	if err := k8sClient.Update(ctx, after); err != nil {
 		t.Fatal(err)
 	}
+	updateClient(t, pc.Name, func(c *jetonv1alpha1.PublicClient) { c.Spec.DisplayName += " (label added)" })
+	waitClientCondition(t, pc.Name, metav1.ConditionFalse, jetonv1alpha1.ReasonNamespaceOwnedElsewhere)
+
+	// The PublicClient asking for adoption takes it, at once.
+	updateClient(t, pc.Name, func(c *jetonv1alpha1.PublicClient) { c.Spec.AdoptNamespace = true })
 	got = waitClientCondition(t, pc.Name, metav1.ConditionTrue, jetonv1alpha1.ReasonReady)
-	if got.Status.Namespace != nsName {
-		t.Errorf("status.namespace = %q, want %q", got.Status.Namespace, nsName)
+	if got.Status.Namespace != nsName || got.Status.NamespaceUID != after.UID || got.Status.NamespaceOrigin != jetonv1alpha1.NamespaceAdopted {
+		t.Errorf("status namespace = %q, uid %q, origin %q; want %q, %q, Adopted", got.Status.Namespace, got.Status.NamespaceUID, got.Status.NamespaceOrigin, nsName, after.UID)
 	}
 	if meta.FindStatusCondition(got.Status.Conditions, jetonv1alpha1.ConditionStalled) != nil {
 		t.Errorf("Stalled still present after adoption")
 	}
+	waitClientEvent(t, pc.Name, corev1.EventTypeNormal, EventNamespaceAdopted)
+	if ns := getNamespace(t, nsName); ns.Labels["team"] != "someone-else" || ns.Labels["pod-security.kubernetes.io/enforce"] != "restricted" {
+		t.Errorf("adopted namespace labels = %v, want team kept and Pod Security added", ns.Labels)
+	}
+	if _, err := getIsolationPolicy(ctx, nsName); err != nil {
+		t.Errorf("NetworkPolicy in adopted namespace: %v", err)
+	}
 }
 
-func TestPublicClientAdoptsLabelledNamespace(t *testing.T) {
+// updateClient applies mutate to the PublicClient name, retrying on conflicts.
+func updateClient(t *testing.T, name string, mutate func(*jetonv1alpha1.PublicClient)) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		pc := &jetonv1alpha1.PublicClient{}
+		if err := k8sClient.Get(context.Background(), client.ObjectKey{Name: name}, pc); err != nil {
+			return err
+		}
+		mutate(pc)
+		return k8sClient.Update(context.Background(), pc)
+	})
+	if err != nil {
+		t.Fatalf("updating PublicClient %s: %v", name, err)
+	}
+}
+
+// Anyone who can create namespaces may pre-create a future client's namespace, labelled
+// for it: jeton must neither adopt it nor ever deliver the client's tokens there.
+func TestPublicClientDoesNotAdoptPreCreatedNamespace(t *testing.T) {
 	ctx := context.Background()
-	name := uniqueName("region")
-	createNamespace(t, name, map[string]string{jetonv1alpha1.LabelClient: name, "team": "ops"})
+	name := uniqueName("future")
+	createNamespace(t, name, map[string]string{jetonv1alpha1.LabelClient: name, "team": "attacker"})
+	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), namespaceObject(name)) })
 
 	pc := &jetonv1alpha1.PublicClient{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec:       jetonv1alpha1.PublicClientSpec{DisplayName: "Région", SIRET: validSIRET},
+		Spec: jetonv1alpha1.PublicClientSpec{DisplayName: "Région", SIRET: validSIRET,
+			NamespacePolicy: jetonv1alpha1.NamespacePolicyDelete},
 	}
 	if err := k8sClient.Create(ctx, pc); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), pc) })
+	waitClientCondition(t, name, metav1.ConditionFalse, jetonv1alpha1.ReasonNamespaceOwnedElsewhere)
 
-	got := waitClientCondition(t, name, metav1.ConditionTrue, jetonv1alpha1.ReasonReady)
-	if got.Status.Namespace != name {
-		t.Errorf("status.namespace = %q", got.Status.Namespace)
+	h := habFor(t, credNS, name, tokenSecret(t, credNS, tokenData(validToken(t))).Name, nil)
+	waitHab(t, h, metav1.ConditionFalse, jetonv1alpha1.ReasonClientNotReady)
+	assertNoInjectedSecrets(t, name)
+	if _, err := getIsolationPolicy(ctx, name); !apierrors.IsNotFound(err) {
+		t.Errorf("NetworkPolicy written into the pre-created namespace (err %v)", err)
 	}
-	waitClientEvent(t, name, corev1.EventTypeNormal, EventNamespaceAdopted)
-	ns := getNamespace(t, name)
-	if ns.Labels["team"] != "ops" || ns.Labels["pod-security.kubernetes.io/enforce"] != "restricted" {
-		t.Errorf("adopted namespace labels = %v, want team=ops kept and Pod Security added", ns.Labels)
+
+	// Deleting the client (namespacePolicy Delete) leaves the namespace alone.
+	if err := k8sClient.Delete(ctx, pc); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := getIsolationPolicy(ctx, name); err != nil {
-		t.Errorf("NetworkPolicy in adopted namespace: %v", err)
+	waitClientGone(t, name)
+	if ns := getNamespace(t, name); ns.DeletionTimestamp != nil {
+		t.Errorf("jeton deleted a namespace it did not create")
+	}
+}
+
+// An adopted namespace is never deleted, whatever namespacePolicy says.
+func TestPublicClientNeverDeletesAdoptedNamespace(t *testing.T) {
+	ctx := context.Background()
+	name := uniqueName("adopted")
+	createNamespace(t, name, map[string]string{"team": "ops"})
+	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), namespaceObject(name)) })
+	pc := newPublicClient(t, "adopter", func(pc *jetonv1alpha1.PublicClient) {
+		pc.Spec.Namespace = name
+		pc.Spec.AdoptNamespace = true
+		pc.Spec.NamespacePolicy = jetonv1alpha1.NamespacePolicyDelete
+	})
+	waitClientCondition(t, pc.Name, metav1.ConditionTrue, jetonv1alpha1.ReasonReady)
+	injected := injectedSecret(t, name, pc.Name)
+
+	if err := k8sClient.Delete(ctx, pc); err != nil {
+		t.Fatal(err)
+	}
+	waitClientGone(t, pc.Name)
+	if ns := getNamespace(t, name); ns.DeletionTimestamp != nil {
+		t.Errorf("jeton deleted an adopted namespace (namespacePolicy Delete)")
+	}
+	if secretExists(t, injected) {
+		t.Errorf("the Secret jeton injected survived its client's deletion")
+	}
+	note := waitClientEvent(t, pc.Name, corev1.EventTypeNormal, EventNamespaceRetained)
+	if !strings.Contains(note, "did not create it") {
+		t.Errorf("event %q does not say why the namespace was kept", note)
+	}
+}
+
+// Reserved namespaces are never client namespaces, and the message does not suggest
+// labelling them.
+func TestPublicClientRefusesReservedNamespaces(t *testing.T) {
+	for _, ns := range []string{credNS, "kube-system", "kube-public", "default"} {
+		t.Run(ns, func(t *testing.T) {
+			before := getNamespace(t, ns)
+			pc := newPublicClient(t, "reserved", func(pc *jetonv1alpha1.PublicClient) {
+				pc.Spec.Namespace = ns
+				pc.Spec.AdoptNamespace = true
+				pc.Spec.NamespacePolicy = jetonv1alpha1.NamespacePolicyDelete
+			})
+			got := waitClientCondition(t, pc.Name, metav1.ConditionFalse, jetonv1alpha1.ReasonNamespaceReserved)
+			msg := meta.FindStatusCondition(got.Status.Conditions, jetonv1alpha1.ConditionReady).Message
+			if !strings.Contains(msg, "reserved") || strings.Contains(msg, "label") {
+				t.Errorf("message %q", msg)
+			}
+			waitClientEvent(t, pc.Name, corev1.EventTypeWarning, jetonv1alpha1.ReasonNamespaceReserved)
+			if err := k8sClient.Delete(context.Background(), pc); err != nil {
+				t.Fatal(err)
+			}
+			waitClientGone(t, pc.Name)
+			after := getNamespace(t, ns)
+			if after.DeletionTimestamp != nil || !maps.Equal(before.Labels, after.Labels) || !maps.Equal(before.Annotations, after.Annotations) {
+				t.Errorf("reserved namespace %s touched: labels %v -> %v, deleting %v", ns, before.Labels, after.Labels, after.DeletionTimestamp != nil)
+			}
+		})
 	}
 }
 
@@ -396,10 +497,28 @@ func injectedSecret(t *testing.T, namespace, clientName string) *corev1.Secret {
 		}},
 		StringData: map[string]string{"TOKEN": "not-a-real-token"},
 	}
+	// Signed as jeton signs what it injects: only such Secrets are jeton's to remove.
+	s.Annotations = map[string]string{jetonv1alpha1.AnnotationOwnerProof: injection.SecretProof(ownerProofKey(t), s)}
 	if err := k8sClient.Create(context.Background(), s); err != nil {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// ownerProofKey reads the key jeton signs its namespaces and Secrets with (created by the
+// first PublicClient reconciled).
+func ownerProofKey(t *testing.T) []byte {
+	t.Helper()
+	var key []byte
+	waitFor(t, pcTimeout, "the owner-proof key", func(ctx context.Context) error {
+		s := &corev1.Secret{}
+		if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: credNS, Name: ownerKeySecretName}, s); err != nil {
+			return err
+		}
+		key = s.Data[ownerKeyDataKey]
+		return nil
+	})
+	return key
 }
 
 func waitClientGone(t *testing.T, name string) {
@@ -474,13 +593,17 @@ func TestPublicClientDeletionRetain(t *testing.T) {
 	}
 	waitClientCondition(t, neighbour.Name, metav1.ConditionTrue, jetonv1alpha1.ReasonReady)
 
-	// Re-creating the client adopts the retained namespace.
+	// Re-creating the client adopts the retained namespace: jeton created it, and left a
+	// proof of that bound to this very namespace.
 	again := &jetonv1alpha1.PublicClient{ObjectMeta: metav1.ObjectMeta{Name: pc.Name}, Spec: pc.Spec}
 	if err := k8sClient.Create(ctx, again); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), again) })
-	waitClientCondition(t, pc.Name, metav1.ConditionTrue, jetonv1alpha1.ReasonReady)
+	got := waitClientCondition(t, pc.Name, metav1.ConditionTrue, jetonv1alpha1.ReasonReady)
+	if got.Status.NamespaceUID != ns.UID || got.Status.NamespaceOrigin != jetonv1alpha1.NamespaceCreated {
+		t.Errorf("re-adopted namespace recorded as %q/%q, want %q/Created", got.Status.NamespaceUID, got.Status.NamespaceOrigin, ns.UID)
+	}
 }
 
 func TestPublicClientDeletionDelete(t *testing.T) {

@@ -7,19 +7,23 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
+	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
+	"github.com/jeton-dev/jeton/internal/injection"
 	"github.com/jeton-dev/jeton/internal/metrics"
+	"github.com/jeton-dev/jeton/internal/publicapi"
 )
 
 // Options configure every reconciler.
@@ -32,11 +36,44 @@ type Options struct {
 	// ProbeInterval, when set, replaces the spec.interval of every TechnicalToken. Tests use
 	// it to probe faster than the CRD's 30s minimum; leave it zero in production.
 	ProbeInterval time.Duration
+	// APIHosts says where tokens may go: the official hosts, and those of --allowed-api-hosts.
+	APIHosts publicapi.HostPolicy
+	// OperatorNamespace is the namespace jeton runs in; it is never a client namespace.
+	OperatorNamespace string
+	// ReservedNamespaces are namespaces that are never client namespaces, besides the
+	// credentials namespaces, the operator's, default and kube-* (--reserved-namespaces).
+	ReservedNamespaces []string
 }
 
 // IsCredentialsNamespace reports whether ns is one of the credentials namespaces.
 func (o Options) IsCredentialsNamespace(ns string) bool {
 	return slices.Contains(o.CredentialsNamespaces, ns)
+}
+
+// reservedBecause says why ns may never be a client namespace, or "" when it may: a
+// client namespace receives tokens and is fenced, labelled and maybe deleted by jeton, so
+// none of the cluster's own namespaces may ever be claimed as one.
+func (o Options) reservedBecause(ns string) string {
+	switch {
+	case o.IsCredentialsNamespace(ns):
+		return "it is a credentials namespace, where token Secrets are kept"
+	case ns == o.OperatorNamespace:
+		return "it is the operator's own namespace"
+	case ns == "default" || strings.HasPrefix(ns, "kube-"):
+		return "it is a namespace of Kubernetes itself"
+	case slices.Contains(o.ReservedNamespaces, ns):
+		return "it is listed in the operator's --reserved-namespaces flag"
+	}
+	return ""
+}
+
+// ownerKeyNamespace is where the owner-proof key Secret lives: the first credentials
+// namespace, whose admins can already read every token.
+func (o Options) ownerKeyNamespace() string {
+	if len(o.CredentialsNamespaces) > 0 {
+		return o.CredentialsNamespaces[0]
+	}
+	return o.OperatorNamespace
 }
 
 // CacheOptions restrict what the manager's cache holds, so that memory grows with the
@@ -61,10 +98,28 @@ func CacheOptions(opts Options) cache.Options {
 		// Managed fields are often larger than the objects themselves and jeton never reads them.
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}:              {Namespaces: secretNamespaces},
+			&corev1.Secret{}:              {Namespaces: secretNamespaces, Transform: slimSecrets(opts)},
 			&corev1.Namespace{}:           {Label: labels.NewSelector().Add(*clientNamespaces)},
 			&networkingv1.NetworkPolicy{}: {Label: managed},
 		},
+	}
+}
+
+// slimSecrets keeps the Secrets of the credentials namespaces whole (the token sources) and
+// every other Secret in the digest form of injection.Slim. Anyone who can create a Secret
+// anywhere can label it managed-by=jeton and so have the cache hold it: with this, such a
+// Secret costs jeton a few hundred bytes whatever its size, not its data.
+func slimSecrets(opts Options) toolscache.TransformFunc {
+	return func(obj any) (any, error) {
+		s, ok := obj.(*corev1.Secret)
+		if !ok {
+			return obj, nil
+		}
+		if opts.IsCredentialsNamespace(s.Namespace) {
+			s.ManagedFields = nil
+			return s, nil
+		}
+		return injection.Slim(s), nil
 	}
 }
 
@@ -79,11 +134,11 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := metrics.Register(ctrlmetrics.Registry, mgr.GetCache()); err != nil {
 		return err
 	}
-	// Reconcilers and the metrics collector are registered below as they land.
-	if err := setupPublicClientReconciler(ctx, mgr, opts); err != nil {
+	key := &ownerKey{reader: mgr.GetAPIReader(), writer: mgr.GetClient(), namespace: opts.ownerKeyNamespace()}
+	if err := setupPublicClientReconciler(ctx, mgr, opts, key); err != nil {
 		return fmt.Errorf("setting up the PublicClient reconciler: %w", err)
 	}
-	if err := setupHabilitationReconciler(mgr, opts); err != nil {
+	if err := setupHabilitationReconciler(mgr, opts, key); err != nil {
 		return fmt.Errorf("setting up the Habilitation reconciler: %w", err)
 	}
 	if err := setupTechnicalTokenReconciler(mgr, opts); err != nil {

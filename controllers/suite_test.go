@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/jeton-dev/jeton/internal/publicapi"
 	"github.com/jeton-dev/jeton/internal/testenv"
 )
 
@@ -42,17 +44,45 @@ func TestMain(m *testing.M) {
 	})
 }
 
+// emulatorPoolSize is how many test emulators may be served (ttEmulator).
+const emulatorPoolSize = 32
+
+// unreachableAPIHost is an allowed API host where nothing listens.
+const unreachableAPIHost = "127.0.0.1:1"
+
+// emulatorListeners are loopback listeners listed in testOptions.APIHosts, one per emulator.
+var emulatorListeners chan net.Listener
+
 func startManager() error {
 	logger := zap.New(zap.WriteTo(&logs), zap.Level(zapcore.Level(-5)), zap.UseDevMode(false))
 	ctrl.SetLogger(logger)
 
 	ctx, cancel := context.WithCancel(context.Background())
+	// The emulators of the tests listen on loopback addresses opened now, so that they can
+	// be listed in the allowed API hosts, as --allowed-api-hosts does for the binary.
+	allowed := []string{unreachableAPIHost}
+	emulatorListeners = make(chan net.Listener, emulatorPoolSize)
+	for range emulatorPoolSize {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			cancel()
+			return err
+		}
+		emulatorListeners <- l
+		allowed = append(allowed, l.Addr().String())
+	}
+	hosts, err := publicapi.NewHostPolicy(allowed)
+	if err != nil {
+		cancel()
+		return err
+	}
 	testOptions = Options{
 		CredentialsNamespaces:   []string{credNS},
 		MaxConcurrentReconciles: 4,
 		// Probe TechnicalTokens every second (the CRD's minimum is 30s) so that tests of
 		// failures, recovery and Retry-After run in seconds.
 		ProbeInterval: time.Second,
+		APIHosts:      hosts,
 	}
 	if err := k8sClient.Create(ctx, namespaceObject(credNS)); err != nil {
 		cancel()

@@ -29,6 +29,7 @@ import (
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
 	"github.com/jeton-dev/jeton/internal/conditions"
 	"github.com/jeton-dev/jeton/internal/expiry"
+	"github.com/jeton-dev/jeton/internal/injection"
 	"github.com/jeton-dev/jeton/internal/metrics"
 	"github.com/jeton-dev/jeton/internal/probe"
 	"github.com/jeton-dev/jeton/internal/publicapi"
@@ -67,11 +68,14 @@ type TechnicalTokenReconciler struct {
 	Options  Options
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+
+	bindings tokenBindings
 }
 
 func setupTechnicalTokenReconciler(mgr ctrl.Manager, opts Options) error {
 	results := make(chan event.GenericEvent, 1024)
 	exec := probe.NewExecutor(probe.ExecutorOptions{
+		Allow: opts.APIHosts.Check,
 		Notify: func(ctx context.Context, key types.NamespacedName) {
 			ev := event.GenericEvent{Object: &jetonv1alpha1.TechnicalToken{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}}
 			select {
@@ -88,6 +92,7 @@ func setupTechnicalTokenReconciler(mgr ctrl.Manager, opts Options) error {
 		Recorder: mgr.GetEventRecorder("jeton"),
 		Executor: exec,
 		Options:  opts,
+		bindings: tokenBindings{Reader: mgr.GetClient()},
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("technicaltoken").
@@ -95,6 +100,9 @@ func setupTechnicalTokenReconciler(mgr ctrl.Manager, opts Options) error {
 		// pass per probe.
 		For(&jetonv1alpha1.TechnicalToken{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.mapSecret)).
+		// A Habilitation taking or leaving a token refuses or frees the TechnicalTokens
+		// naming the same token.
+		Watches(&jetonv1alpha1.Habilitation{}, handler.EnqueueRequestsFromMapFunc(r.mapHabilitation)).
 		WatchesRawSource(source.Channel(results, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).
 		Complete(r)
@@ -188,6 +196,8 @@ var reportedReasons = map[string]bool{
 	jetonv1alpha1.ReasonInvalidToken:        true,
 	jetonv1alpha1.ReasonTokenExpired:        true,
 	jetonv1alpha1.ReasonTokenExpiringSoon:   true,
+	jetonv1alpha1.ReasonAPIHostNotAllowed:   true,
+	jetonv1alpha1.ReasonTokenConflict:       true,
 }
 
 func (r *TechnicalTokenReconciler) reconcile(ctx context.Context, tt *jetonv1alpha1.TechnicalToken) (ttPass, error) {
@@ -246,6 +256,27 @@ func (r *TechnicalTokenReconciler) reconcile(ctx context.Context, tt *jetonv1alp
 	}
 	r.setTokenStatus(tt, fp, info)
 
+	// Where the token would go: nothing is sent to a host the policy refuses.
+	baseURL := publicapi.BaseURL(tt.Spec.API, tt.Spec.Environment, tt.Spec.BaseURL)
+	if baseURL == "" {
+		return stall(jetonv1alpha1.ReasonInternalError, "no base URL is known for API %s in environment %q: set spec.baseURL", tt.Spec.API, tt.Spec.Environment)
+	}
+	if err := r.Options.APIHosts.Check(tt.Spec.API, baseURL); err != nil {
+		return stall(jetonv1alpha1.ReasonAPIHostNotAllowed, "spec.baseURL is refused: %v. Nothing is probed.", err)
+	}
+	// One token, one client: a token an older Habilitation binds to a client is never
+	// probed, so no TechnicalToken can send a client's token anywhere.
+	self := injection.Binding{Kind: injection.KindTechnicalToken, Namespace: tt.Namespace, Name: tt.Name, Created: tt.CreationTimestamp.Time}
+	verdict, err := r.bindings.arbitrate(ctx, self, fp)
+	if err != nil {
+		return ttPass{}, err
+	}
+	if verdict.Outcome != injection.Allowed {
+		return stall(jetonv1alpha1.ReasonTokenConflict,
+			"the token in Secret %s/%s (fingerprint %s) is bound to client %q by Habilitation %s/%s, which is older: a client's token is never used as a technical token, so it is not probed. Put the vendor's own technical token for %s in the Secret.",
+			tt.Namespace, ref.Name, fp, verdict.With.Client, verdict.With.Namespace, verdict.With.Name, tt.Spec.API)
+	}
+
 	now := r.now()
 	pass := ttPass{}
 	threshold := tt.Spec.FailureThreshold
@@ -288,10 +319,6 @@ func (r *TechnicalTokenReconciler) reconcile(ctx context.Context, tt *jetonv1alp
 		r.Executor.Cancel(key)
 		tt.Status.NextProbeTime = nil
 	} else {
-		baseURL := publicapi.BaseURL(tt.Spec.API, tt.Spec.Environment, tt.Spec.BaseURL)
-		if baseURL == "" {
-			return stall(jetonv1alpha1.ReasonInternalError, "no base URL is known for API %s in environment %q: set spec.baseURL", tt.Spec.API, tt.Spec.Environment)
-		}
 		var last *time.Time
 		if tt.Status.LastProbeTime != nil && !probeNow {
 			t := tt.Status.LastProbeTime.Time
@@ -437,6 +464,29 @@ func (r *TechnicalTokenReconciler) mapSecret(ctx context.Context, obj client.Obj
 	reqs := make([]reconcile.Request, 0, len(tts.Items))
 	for i := range tts.Items {
 		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&tts.Items[i])})
+	}
+	return reqs
+}
+
+// mapHabilitation finds the TechnicalTokens holding the token a Habilitation holds or held.
+func (r *TechnicalTokenReconciler) mapHabilitation(ctx context.Context, obj client.Object) []reconcile.Request {
+	h, ok := obj.(*jetonv1alpha1.Habilitation)
+	if !ok {
+		return nil
+	}
+	var reqs []reconcile.Request
+	for _, fp := range []string{h.Status.TokenFingerprint, r.bindings.sourceFingerprint(ctx, h.Namespace, h.Spec.TokenSecretRef)} {
+		if fp == "" {
+			continue
+		}
+		tts := &jetonv1alpha1.TechnicalTokenList{}
+		if err := r.List(ctx, tts, client.MatchingFields{IndexTokenFingerprint: fp}); err != nil {
+			log.FromContext(ctx).Error(err, "listing TechnicalTokens by token fingerprint")
+			continue
+		}
+		for i := range tts.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&tts.Items[i])})
+		}
 	}
 	return reqs
 }

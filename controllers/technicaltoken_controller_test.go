@@ -27,11 +27,21 @@ import (
 
 const ttTimeout = 30 * time.Second
 
-// ttEmulator serves a fresh API emulator for one test.
+// ttEmulator serves a fresh API emulator for one test, on one of the loopback addresses
+// the manager allows as API hosts.
 func ttEmulator(t *testing.T) (*emulator.Server, string) {
 	t.Helper()
 	em := emulator.New()
-	srv := httptest.NewServer(em)
+	var l net.Listener
+	select {
+	case l = <-emulatorListeners:
+	default:
+		t.Fatalf("no allowed emulator address left: raise emulatorPoolSize")
+	}
+	srv := httptest.NewUnstartedServer(em)
+	_ = srv.Listener.Close()
+	srv.Listener = l
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return em, srv.URL
 }
@@ -219,9 +229,12 @@ func TestTechnicalTokenClassifications(t *testing.T) {
 }
 
 func TestTechnicalTokenUnreachable(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// An allowed API host where nothing listens any more.
+	var l net.Listener
+	select {
+	case l = <-emulatorListeners:
+	default:
+		t.Fatalf("no allowed emulator address left: raise emulatorPoolSize")
 	}
 	closed := "http://" + l.Addr().String()
 	_ = l.Close()

@@ -99,6 +99,8 @@ const (
 	ReasonNamespaceNotAllowed     = "NamespaceNotAllowed"
 	ReasonNamespaceOwnedElsewhere = "NamespaceOwnedElsewhere"
 	ReasonNamespaceTerminating    = "NamespaceTerminating"
+	ReasonNamespaceReserved       = "NamespaceReserved"
+	ReasonAPIHostNotAllowed       = "APIHostNotAllowed"
 	ReasonTargetSecretConflict    = "TargetSecretConflict"
 	ReasonProbeSucceeded          = "ProbeSucceeded"
 	ReasonProbeFailing            = "ProbeFailing"
@@ -131,6 +133,11 @@ const (
 	// AnnotationTokenFingerprint is set on injected Secrets and on restarted pod templates;
 	// it holds the fingerprint of the token they carry (never the token).
 	AnnotationTokenFingerprint = "jeton.dev/token-fingerprint"
+	// AnnotationOwnerProof is set by jeton on a namespace it created for a client: an HMAC
+	// (keyed by a Secret of the first credentials namespace) over the namespace and the
+	// client, which nobody else can forge. It lets a re-created PublicClient re-adopt the
+	// namespace jeton created for it, and nothing else.
+	AnnotationOwnerProof = "jeton.dev/owner-proof"
 	// AnnotationRestartedFor is the pod-template annotation that restarts a workload: it holds
 	// the fingerprints of the jeton Secrets the workload uses, so the same token never restarts twice.
 	AnnotationRestartedFor = "jeton.dev/restarted-for"

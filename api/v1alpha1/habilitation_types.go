@@ -85,7 +85,10 @@ type HabilitationSpec struct {
 
 	// tokenSecretRef points at the Secret holding this habilitation's token, in the same
 	// namespace (delivered by Sealed Secrets, SOPS, External Secrets...). Rotating the
-	// token is updating this Secret.
+	// token is updating this Secret. Immutable: "one token, one client" gives a token to the
+	// oldest resource holding it, so pointing an old resource at another Secret would take
+	// that Secret's token away from its client.
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="tokenSecretRef is immutable: to rotate the token, update the Secret's content; to use another Secret, create a new Habilitation"
 	TokenSecretRef SecretKeyReference `json:"tokenSecretRef"`
 
 	// expectedScopes the token must grant; a missing one makes the Habilitation not Ready

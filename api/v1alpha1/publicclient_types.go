@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // NetworkPolicyMode says whether jeton keeps a NetworkPolicy in the client namespace.
@@ -88,7 +89,26 @@ type PublicClientSpec struct {
 	// +kubebuilder:default=Retain
 	// +optional
 	NamespacePolicy NamespacePolicy `json:"namespacePolicy,omitempty"`
+
+	// adoptNamespace lets jeton take over a namespace that already exists and that jeton did
+	// not create for this client (it then labels it, fences it and injects tokens there).
+	// Off by default: anyone who can create namespaces could otherwise pre-create a future
+	// client's namespace and receive its tokens. An adopted namespace is never deleted by
+	// jeton, whatever namespacePolicy says. A namespace jeton created for this client is
+	// re-adopted without it when the PublicClient is re-created.
+	// +optional
+	AdoptNamespace bool `json:"adoptNamespace,omitempty"`
 }
+
+// NamespaceOrigin says how a client namespace came to be managed by jeton.
+type NamespaceOrigin string
+
+const (
+	// NamespaceCreated: jeton created the namespace for this client (namespacePolicy Delete may delete it).
+	NamespaceCreated NamespaceOrigin = "Created"
+	// NamespaceAdopted: the namespace existed and was adopted on request (never deleted by jeton).
+	NamespaceAdopted NamespaceOrigin = "Adopted"
+)
 
 // PublicClientStatus is the observed state of a PublicClient.
 type PublicClientStatus struct {
@@ -99,6 +119,16 @@ type PublicClientStatus struct {
 	// namespace is the client namespace jeton manages for this client.
 	// +optional
 	Namespace string `json:"namespace,omitempty"`
+
+	// namespaceUID is the UID of that namespace when jeton verified it: a namespace deleted
+	// and re-created by someone else under the same name is not this client's.
+	// +optional
+	NamespaceUID types.UID `json:"namespaceUID,omitempty"`
+
+	// namespaceOrigin is Created when jeton created the namespace, Adopted when it adopted
+	// an existing one (spec.adoptNamespace). Only a Created namespace is ever deleted.
+	// +optional
+	NamespaceOrigin NamespaceOrigin `json:"namespaceOrigin,omitempty"`
 
 	// habilitations is how many Habilitations reference this client.
 	// +optional

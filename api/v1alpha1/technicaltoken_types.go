@@ -24,6 +24,9 @@ type TechnicalTokenSpec struct {
 	BaseURL string `json:"baseURL,omitempty"`
 
 	// tokenSecretRef points at the Secret holding the technical token, in the same namespace.
+	// Immutable: "one token, one client" gives a token to the oldest resource holding it, so
+	// pointing an old TechnicalToken at a client's Secret would take that client's token.
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="tokenSecretRef is immutable: to rotate the token, update the Secret's content; to use another Secret, create a new TechnicalToken"
 	TokenSecretRef SecretKeyReference `json:"tokenSecretRef"`
 
 	// interval between probes (default 5m, minimum 30s). A random jitter of up to 10% is added.

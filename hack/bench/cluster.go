@@ -148,7 +148,7 @@ func createFleet(ctx context.Context, c client.Client, emu *emulator.Server, f *
 			Spec: jetonv1alpha1.HabilitationSpec{
 				ClientRef:      jetonv1alpha1.ClientReference{Name: name},
 				API:            jetonv1alpha1.APIEntreprise,
-				BaseURL:        "http://127.0.0.1:18080",
+				BaseURL:        "http://" + benchEmulatorHost,
 				TokenSecretRef: jetonv1alpha1.SecretKeyReference{Name: src.Name, Key: "token"},
 			},
 		}

@@ -18,6 +18,10 @@ import (
 // clockTicks is the unit of utime and stime in /proc/<pid>/stat (USER_HZ, 100 on Linux).
 const clockTicks = 100
 
+// benchEmulatorHost is the base URL host of the benchmark's Habilitations (injected, never
+// called), allowed with --allowed-api-hosts.
+const benchEmulatorHost = "127.0.0.1:18080"
+
 // operator is the real jeton manager (bin/jeton) running as a child process, so that its
 // memory, CPU, goroutines and API requests are its own and nothing of the benchmark's.
 type operator struct {
@@ -59,6 +63,9 @@ func startOperator(ctx context.Context, a operatorArgs, name string) (*operator,
 		"--kubeconfig", a.kubeconfig,
 		"--credentials-namespaces", credentialsNamespace,
 		"--metrics-bind-address", metricsAddr,
+		"--metrics-secure=false", // loopback only: the benchmark scrapes plain HTTP
+		// The Habilitations' base URL (injected, never called): the emulator's address.
+		"--allowed-api-hosts", benchEmulatorHost,
 		"--health-probe-bind-address", probeAddr,
 		"--kube-api-qps", strconv.FormatFloat(a.qps, 'f', -1, 64),
 		"--kube-api-burst", strconv.Itoa(a.burst),

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -114,6 +115,11 @@ func runProbes(ctx context.Context, cfg benchConfig, opArgs operatorArgs) (probe
 
 	logf("probes: starting the operator with %d TechnicalTokens (interval %s), watching for %s after a %s warm-up",
 		cfg.probeTokens, cfg.probeInterval, cfg.probeDuration, cfg.probeWarmup)
+	var hosts []string
+	for _, u := range baseURL {
+		hosts = append(hosts, strings.TrimPrefix(u, "http://"))
+	}
+	opArgs.extra = append(slices.Clone(opArgs.extra), "--allowed-api-hosts", strings.Join(hosts, ","))
 	op, err := startOperator(ctx, opArgs, "probes")
 	if err != nil {
 		return res, err

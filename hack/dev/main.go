@@ -147,7 +147,11 @@ func run(ctx context.Context) (err error) {
 	manager := exec.Command(managerBin,
 		"--kubeconfig", kubeconfig,
 		"--credentials-namespaces", credentialsNamespace,
+		// The samples' baseURL: the emulator, plain HTTP on loopback.
+		"--allowed-api-hosts", emulatorAddr,
 		"--metrics-bind-address", metricsAddr,
+		// Plain HTTP: the metrics endpoint listens on loopback only, so a newcomer can curl it.
+		"--metrics-secure=false",
 		"--health-probe-bind-address", probeAddr,
 		"--zap-devel")
 	manager.Stdout, manager.Stderr = os.Stdout, os.Stderr

@@ -147,7 +147,9 @@ func leaseHeld(ctx context.Context) error {
 
 func TestManagerLifecycle(t *testing.T) {
 	ctx := context.Background()
-	p := startManager(t, env.Kubeconfig, "--max-concurrent-reconciles", "3")
+	// Plain HTTP metrics on loopback: this test reads their content (TestMetricsRequireAuthentication
+	// covers the secure default).
+	p := startManager(t, env.Kubeconfig, "--max-concurrent-reconciles", "3", "--metrics-secure=false")
 
 	p.eventually(t, "the lease", func() error { return leaseHeld(ctx) })
 
@@ -189,8 +191,10 @@ func TestManagerLifecycle(t *testing.T) {
 		return nil
 	})
 
-	if !strings.Contains(p.output.String(), `"credentialsNamespaces":["jeton-system"]`) {
-		t.Errorf("the manager did not log its configuration at start:\n%s", p.output.String())
+	for _, want := range []string{`"credentialsNamespaces":["jeton-system"]`, `"metricsSecure":false`} {
+		if !strings.Contains(p.output.String(), want) {
+			t.Errorf("the manager did not log its configuration (%s) at start:\n%s", want, p.output.String())
+		}
 	}
 
 	// SIGTERM: a clean exit, releasing the lease so that a standby replica takes over at once.
@@ -214,6 +218,8 @@ func TestManagerRejectsBadFlags(t *testing.T) {
 			`--credentials-namespaces: "Not_A_Namespace" is not a valid namespace name`},
 		{[]string{"--max-concurrent-reconciles", "0"},
 			"--max-concurrent-reconciles must be at least 1"},
+		{[]string{"--metrics-cert-path", "/nonexistent/jeton-certs"},
+			"--metrics-cert-name: /nonexistent/jeton-certs/tls.crt is not a readable file"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

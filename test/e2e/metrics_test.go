@@ -2,18 +2,34 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	certutil "k8s.io/client-go/util/cert"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
 	"github.com/jeton-dev/jeton/internal/emulator"
@@ -69,12 +85,16 @@ func TestMetricsEndpoint(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p := startManager(t, env.Kubeconfig, "--leader-elect=false", "--credentials-namespaces", credNS, "--test-probe-interval", "1s")
+	readerToken := metricsReaderToken(t, credNS, "prometheus")
+	p := startManager(t, env.Kubeconfig, "--leader-elect=false", "--credentials-namespaces", credNS, "--test-probe-interval", "1s",
+		"--allowed-api-hosts", strings.TrimPrefix(srv.URL, "http://"))
+	// Scraped as Prometheus does: HTTPS (the default) with a token allowed to GET /metrics.
+	prometheus := secureScraper(p.metricsAddr, readerToken)
 
 	var families map[string]*dto.MetricFamily
 	var body string
 	p.eventually(t, "the Habilitation ready and the technical token probed on /metrics", func() error {
-		if families, body, err = scrape(p.metricsAddr); err != nil {
+		if families, body, err = prometheus.scrape(); err != nil {
 			return err
 		}
 		if v, ok := sample(families, "jeton_resource_ready", map[string]string{"kind": "Habilitation", "name": "entreprise", "client": "metrics-mairie"}); !ok || v != 1 {
@@ -126,7 +146,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.eventually(t, "no series left for the deleted technical token", func() error {
-		if families, _, err = scrape(p.metricsAddr); err != nil {
+		if families, _, err = prometheus.scrape(); err != nil {
 			return err
 		}
 		for name, mf := range families {
@@ -143,9 +163,172 @@ func TestMetricsEndpoint(t *testing.T) {
 	})
 }
 
-// scrape reads /metrics as Prometheus does, in the text format.
-func scrape(addr string) (map[string]*dto.MetricFamily, string, error) {
-	code, body, err := httpGet("http://" + addr + "/metrics")
+// TestMetricsRequireAuthentication proves finding 10 fixed: the manager binary, with its
+// default (secure) metrics, serves /metrics over HTTPS only, and only to a bearer token that
+// the API server authenticates and authorizes for GET /metrics. The manager runs with
+// nothing but the generated ClusterRole manager-role, so this also proves that
+// role lets it make the TokenReviews and SubjectAccessReviews.
+func TestMetricsRequireAuthentication(t *testing.T) {
+	ctx := context.Background()
+	ns := "metrics-auth"
+	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	// Something for the jeton gauges to show: every PublicClient has a jeton_resource_ready series.
+	pc := &jetonv1alpha1.PublicClient{ObjectMeta: metav1.ObjectMeta{Name: "metrics-auth-client"},
+		Spec: jetonv1alpha1.PublicClientSpec{DisplayName: "Direction interministérielle", SIRET: "13002526500013"}}
+	if err := env.Client.Create(ctx, pc); err != nil {
+		t.Fatal(err)
+	}
+
+	// The manager's identity: a user bound to the ClusterRole of config/rbac/role.yaml only.
+	if _, stderr, err := kubectl(t, "", "apply", "-f", filepath.Join(env.Root, "config", "rbac", "role.yaml")); err != nil {
+		t.Fatalf("kubectl apply -f config/rbac/role.yaml: %v\n%s", err, stderr)
+	}
+	managerUser := "jeton-metrics-auth-manager"
+	bindClusterRole(t, "manager-role", rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: managerUser})
+	user, err := env.Environment.AddUser(envtest.User{Name: managerUser}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfigPath := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfigPath, kubeconfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	readerToken := metricsReaderToken(t, ns, "prometheus")
+	// A genuine ServiceAccount token, valid for the API server, but not bound to metrics-reader.
+	intruderToken := serviceAccountToken(t, ns, "intruder")
+
+	// No --metrics-secure: the default.
+	p := startManager(t, kubeconfigPath, "--leader-elect=false", "--credentials-namespaces", ns)
+	anonymous := secureScraper(p.metricsAddr, "")
+	p.eventually(t, "/metrics over HTTPS refusing a request without a token (401)", func() error {
+		return anonymous.wantStatus(http.StatusUnauthorized)
+	})
+	// A bearer token the API server rejects is refused too. controller-runtime's filter answers
+	// 500 there, not 401 (it treats the TokenReview's error as its own), so only the refusal
+	// is asserted.
+	if code, body, err := secureScraper(p.metricsAddr, "not-a-token").get(); err != nil {
+		t.Errorf("a bearer token the API server does not know: %v", err)
+	} else if code == http.StatusOK || strings.Contains(body, "jeton_") {
+		t.Errorf("a bearer token the API server does not know got %d and metrics, want a refusal", code)
+	}
+	if err := secureScraper(p.metricsAddr, intruderToken).wantStatus(http.StatusForbidden); err != nil {
+		t.Errorf("a ServiceAccount token not bound to metrics-reader: %v", err)
+	}
+
+	prometheus := secureScraper(p.metricsAddr, readerToken)
+	p.eventually(t, "the jeton series for a metrics-reader token", func() error {
+		families, _, err := prometheus.scrape()
+		if err != nil {
+			return err
+		}
+		if _, ok := sample(families, "jeton_resource_ready", map[string]string{"kind": "PublicClient", "name": pc.Name}); !ok {
+			return fmt.Errorf("no jeton_resource_ready series for PublicClient %s", pc.Name)
+		}
+		return nil
+	})
+
+	// Plain HTTP on the same port gets no metrics (Go's TLS server answers 400 to it).
+	code, body, err := httpGet("http://" + p.metricsAddr + "/metrics")
+	if err == nil && (code == http.StatusOK || strings.Contains(body, "jeton_")) {
+		t.Errorf("plain HTTP on the metrics port answered %d with metrics; want a TLS-only endpoint", code)
+	}
+
+	out := p.output.String()
+	if !strings.Contains(out, `"metricsSecure":true`) {
+		t.Errorf("the manager did not log metricsSecure=true at start")
+	}
+	for what, tok := range map[string]string{"metrics-reader token": readerToken, "intruder token": intruderToken} {
+		if strings.Contains(out, tok) {
+			t.Errorf("the manager logged the %s", what)
+		}
+	}
+}
+
+// With --metrics-cert-path the manager serves the given certificate (a cert-manager Secret
+// in a deployment), so a scraper can verify it instead of skipping verification.
+func TestMetricsCertificateFromDirectory(t *testing.T) {
+	certPEM, keyPEM, err := certutil.GenerateSelfSignedCertKey("127.0.0.1", []net.IP{net.ParseIP("127.0.0.1")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for name, b := range map[string][]byte{"metrics.crt": certPEM, "metrics.key": keyPEM} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(certPEM) {
+		t.Fatal("no certificate in the generated PEM")
+	}
+	p := startManager(t, env.Kubeconfig, "--leader-elect=false",
+		"--metrics-cert-path", dir, "--metrics-cert-name", "metrics.crt", "--metrics-cert-key", "metrics.key")
+	verifying := secureScraper(p.metricsAddr, "")
+	verifying.client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}}
+	p.eventually(t, "/metrics over HTTPS with the given certificate, verified", func() error {
+		return verifying.wantStatus(http.StatusUnauthorized)
+	})
+}
+
+// metricsScraper reads the manager's /metrics as Prometheus does. The token is never
+// logged, nor put in an error.
+type metricsScraper struct {
+	url    string
+	token  string
+	client *http.Client
+}
+
+// secureScraper scrapes https://addr/metrics with token as bearer ("" for none). The
+// manager's certificate is self-signed, generated at start: there is no CA to verify it with.
+func secureScraper(addr, token string) *metricsScraper {
+	return &metricsScraper{url: "https://" + addr + "/metrics", token: token, client: &http.Client{
+		Timeout:   5 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, //nolint:gosec // self-signed test certificate
+	}}
+}
+
+func (s *metricsScraper) get() (int, string, error) {
+	req, err := http.NewRequest(http.MethodGet, s.url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	if s.token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.token)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// wantStatus fails unless GET /metrics answers code, and never with metrics.
+func (s *metricsScraper) wantStatus(code int) error {
+	got, body, err := s.get()
+	if err != nil {
+		return err
+	}
+	if got != code {
+		return fmt.Errorf("GET %s answered %d, want %d", s.url, got, code)
+	}
+	if strings.Contains(body, "jeton_") || strings.Contains(body, "# HELP") {
+		return errors.New("the refusal carries metrics")
+	}
+	return nil
+}
+
+// scrape reads /metrics in the text format.
+func (s *metricsScraper) scrape() (map[string]*dto.MetricFamily, string, error) {
+	code, body, err := s.get()
 	if err != nil {
 		return nil, "", err
 	}
@@ -191,4 +374,58 @@ func sample(families map[string]*dto.MetricFamily, name string, want map[string]
 		}
 	}
 	return 0, false
+}
+
+// serviceAccountToken creates ServiceAccount ns/name (if missing) and returns a token for it
+// from the TokenRequest API, as the kubelet would mount in a pod. Never log it.
+func serviceAccountToken(t *testing.T, ns, name string) string {
+	t.Helper()
+	ctx := context.Background()
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	if err := env.Client.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](600)},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("requesting a token for ServiceAccount %s/%s: %v", ns, name, err)
+	}
+	if tr.Status.Token == "" {
+		t.Fatalf("the TokenRequest for ServiceAccount %s/%s returned no token", ns, name)
+	}
+	return tr.Status.Token
+}
+
+// metricsReaderToken returns the token of ServiceAccount ns/name bound to the ClusterRole
+// metrics-reader of config/rbac/metrics_reader_role.yaml (applied here as shipped): what
+// Prometheus's ServiceAccount gets once bound as that file says.
+func metricsReaderToken(t *testing.T, ns, name string) string {
+	t.Helper()
+	if _, stderr, err := kubectl(t, "", "apply", "-f", filepath.Join(env.Root, "config", "rbac", "metrics_reader_role.yaml")); err != nil {
+		t.Fatalf("kubectl apply -f config/rbac/metrics_reader_role.yaml: %v\n%s", err, stderr)
+	}
+	tok := serviceAccountToken(t, ns, name)
+	bindClusterRole(t, "metrics-reader", rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: name})
+	return tok
+}
+
+// bindClusterRole binds ClusterRole role to subject until the test ends.
+func bindClusterRole(t *testing.T, role string, subject rbacv1.Subject) {
+	t.Helper()
+	ctx := context.Background()
+	name := role + "-" + strings.ToLower(subject.Kind) + "-" + subject.Namespace + "-" + subject.Name
+	crb := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: strings.ReplaceAll(name, "--", "-")},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
+		Subjects:   []rbacv1.Subject{subject},
+	}
+	if err := env.Client.Create(ctx, crb); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Client.Delete(ctx, crb) })
 }

@@ -47,8 +47,8 @@ func newCredentialsNamespace(t *testing.T, ctx context.Context, name string) {
 	}
 }
 
-// createTenant creates, in this order, the client namespace (labelled for the client, so
-// the PublicClient adopts it) with a Deployment using the target Secret, the PublicClient,
+// createTenant creates, in this order, the client namespace (which the PublicClient adopts:
+// spec.adoptNamespace) with a Deployment using the target Secret, the PublicClient,
 // the token Secret and the Habilitation. Tokens are minted by the emulator.
 func createTenant(t *testing.T, ctx context.Context, r *rand.Rand, emu *emulator.Server, credNS, name string) *tenant {
 	t.Helper()
@@ -65,7 +65,8 @@ func createTenant(t *testing.T, ctx context.Context, r *rand.Rand, emu *emulator
 		workload(tn.client, tn.hab),
 		&jetonv1alpha1.PublicClient{
 			ObjectMeta: metav1.ObjectMeta{Name: tn.client},
-			Spec:       jetonv1alpha1.PublicClientSpec{DisplayName: "Commune " + tn.client, SIRET: tn.siret},
+			// The namespace exists first (with its workload): adopted on request.
+			Spec: jetonv1alpha1.PublicClientSpec{DisplayName: "Commune " + tn.client, SIRET: tn.siret, AdoptNamespace: true},
 		},
 		&corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Namespace: credNS, Name: tn.sourceSecret()},

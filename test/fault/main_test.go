@@ -141,6 +141,7 @@ func startOperator(t *testing.T, name, credentialsNamespace string, extra ...str
 		"--kubeconfig", env.Kubeconfig,
 		"--credentials-namespaces", credentialsNamespace,
 		"--metrics-bind-address", o.metricsAddr,
+		"--metrics-secure=false", // loopback only: the tests scrape plain HTTP
 		"--health-probe-bind-address", o.probeAddr,
 		// Debug logs: more places a token could leak from, and all of them are checked.
 		"--zap-log-level", "debug",

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,7 +59,8 @@ func TestProbeHonoursRetryAfterAndRecovers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	op := startOperator(t, "probe", credNS, "--test-probe-interval", probeInterval.String())
+	op := startOperator(t, "probe", credNS, "--test-probe-interval", probeInterval.String(),
+		"--allowed-api-hosts", strings.TrimPrefix(srv.URL, "http://"))
 
 	// readyIs waits for Ready=status with reason, reached after since (for recoveries).
 	readyIs := func(what string, status metav1.ConditionStatus, reason string, since time.Time) {

@@ -1,0 +1,211 @@
+package controllers
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
+	"github.com/jeton-dev/jeton/internal/emulator"
+)
+
+// countingListener accepts connections on loopback (not an allowed API host) and counts them.
+func countingListener(t *testing.T) (string, *atomic.Int32) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int32
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			n.Add(1)
+			_ = c.Close()
+		}
+	}()
+	t.Cleanup(func() { _ = l.Close() })
+	return "http://" + l.Addr().String(), &n
+}
+
+// A TechnicalToken naming a client's token Secret sends that token nowhere: not to a host
+// outside the allowed ones, and not even to an allowed one (a client's token is never a
+// technical token). The client's Habilitation keeps working.
+func TestTechnicalTokenNeverSendsAClientToken(t *testing.T) {
+	t.Parallel()
+	em, emURL := ttEmulator(t)
+	tok, id := ttMint(t, em, jetonv1alpha1.APIEntreprise, emulator.Healthy, emulator.MintOptions{Scopes: []string{"attestations_fiscales"}})
+	pc := habClient(t, "victim")
+	src := tokenSecret(t, credNS, tokenData(tok))
+	h := habFor(t, credNS, pc.Name, src.Name, nil)
+	waitHab(t, h, metav1.ConditionTrue, jetonv1alpha1.ReasonInjected)
+	// Creation timestamps have a one-second resolution, and within one second a
+	// TechnicalToken counts as the older binding: create the attacks in a later second.
+	waitFor(t, habTimeout, "a second after the Habilitation's creation", func(context.Context) error {
+		if !time.Now().After(h.CreationTimestamp.Add(time.Second)) {
+			return fmt.Errorf("still in the second of the Habilitation's creation")
+		}
+		return nil
+	})
+
+	attackerURL, connections := countingListener(t)
+	for _, tc := range []struct{ name, baseURL, reason string }{
+		{"unlisted loopback host", attackerURL, jetonv1alpha1.ReasonAPIHostNotAllowed},
+		{"foreign host", "https://attacker.example", jetonv1alpha1.ReasonAPIHostNotAllowed},
+		{"official host look-alike", "https://entreprise.api.gouv.fr.attacker.example", jetonv1alpha1.ReasonAPIHostNotAllowed},
+		{"allowed host, but a client's token", emURL, jetonv1alpha1.ReasonTokenConflict},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tt := newTT(t, credNS, jetonv1alpha1.APIEntreprise, tc.baseURL, src.Name, threshold(1))
+			got := waitTT(t, tt, tc.reason, ready(metav1.ConditionFalse, tc.reason))
+			if !meta.IsStatusConditionTrue(got.Status.Conditions, jetonv1alpha1.ConditionStalled) {
+				t.Errorf("want Stalled=True: a human must act")
+			}
+			msg := meta.FindStatusCondition(got.Status.Conditions, jetonv1alpha1.ConditionReady).Message
+			if tc.reason == jetonv1alpha1.ReasonTokenConflict && !strings.Contains(msg, h.Name) {
+				t.Errorf("message %q does not name the Habilitation holding the token", msg)
+			}
+			waitTTEvent(t, tt, corev1.EventTypeWarning, tc.reason)
+			if got.Status.LastProbeTime != nil || got.Status.LastResult != nil {
+				t.Errorf("a probe ran: %+v", got.Status.LastResult)
+			}
+		})
+	}
+	if n := connections.Load(); n != 0 {
+		t.Errorf("%d connection(s) reached the attacker's listener", n)
+	}
+	if reqs := em.Requests(id); len(reqs) != 0 {
+		t.Errorf("%d request(s) carried the client's token to the API", len(reqs))
+	}
+	waitHab(t, h, metav1.ConditionTrue, jetonv1alpha1.ReasonInjected)
+	waitTarget(t, pc.TargetNamespace(), h.Name, tok)
+}
+
+// The BASE_URL jeton injects is a host tokens may go to: a Habilitation pointing its
+// client's workloads at another host is refused, and nothing is injected.
+func TestHabilitationRefusesForeignBaseURL(t *testing.T) {
+	t.Parallel()
+	pc := habClient(t, "baseurl")
+	tok := validToken(t)
+	h := habFor(t, credNS, pc.Name, tokenSecret(t, credNS, tokenData(tok)).Name, func(h *jetonv1alpha1.Habilitation) {
+		h.Spec.BaseURL = "http://entreprise.api.gouv.fr" // official host, but plain HTTP
+	})
+	got := waitHab(t, h, metav1.ConditionFalse, jetonv1alpha1.ReasonAPIHostNotAllowed)
+	msg := meta.FindStatusCondition(got.Status.Conditions, jetonv1alpha1.ConditionReady).Message
+	if !strings.Contains(msg, "--allowed-api-hosts") || !strings.Contains(msg, "plain HTTP") {
+		t.Errorf("message %q does not say why and what to do", msg)
+	}
+	waitHabEvent(t, h, corev1.EventTypeWarning, jetonv1alpha1.ReasonAPIHostNotAllowed)
+	assertNoInjectedSecrets(t, pc.TargetNamespace())
+}
+
+// dnSpelling spells one Démarches Numériques token: base64 of "<uuid>;<secret>".
+func dnSpelling(id, secret string, enc *base64.Encoding) string {
+	return rememberToken(enc.EncodeToString([]byte(id + ";" + secret)))
+}
+
+// Every spelling of one token is one token: a second client cannot take it by re-encoding it.
+func TestOneTokenWhateverItsSpelling(t *testing.T) {
+	t.Parallel()
+	id := fmt.Sprintf("%s-%s-4%s-8%s-%s", rand.String(8), rand.String(4), rand.String(3), rand.String(3), rand.String(12))
+	id = strings.Map(func(r rune) rune { // rand.String is [b-z2-9]: make it hex
+		if r >= 'g' && r <= 'z' {
+			return 'a' + (r-'g')%6
+		}
+		return r
+	}, id)
+	secret := "s" + rand.String(29) + "?" // makes the two alphabets differ
+	owner := habClient(t, "owner")
+	// Created in one second, the name decides: name them in creation order.
+	first := habFor(t, credNS, owner.Name, tokenSecret(t, credNS, tokenData(dnSpelling(id, secret, base64.RawURLEncoding))).Name,
+		func(h *jetonv1alpha1.Habilitation) {
+			h.Spec.API = jetonv1alpha1.DemarchesNumeriques
+			named("a-first")(h)
+		})
+	waitHab(t, first, metav1.ConditionTrue, jetonv1alpha1.ReasonInjected)
+
+	other := habClient(t, "other")
+	for _, spelling := range []string{
+		dnSpelling(id, secret, base64.URLEncoding),
+		dnSpelling(id, secret, base64.StdEncoding),
+		dnSpelling(strings.ToUpper(id), secret, base64.RawURLEncoding),
+	} {
+		h := habFor(t, credNS, other.Name, tokenSecret(t, credNS, tokenData(spelling)).Name,
+			func(h *jetonv1alpha1.Habilitation) {
+				h.Spec.API = jetonv1alpha1.DemarchesNumeriques
+				named("z-other")(h)
+			})
+		got := waitHab(t, h, metav1.ConditionFalse, jetonv1alpha1.ReasonTokenConflict)
+		if !strings.Contains(meta.FindStatusCondition(got.Status.Conditions, jetonv1alpha1.ConditionReady).Message, first.Name) {
+			t.Errorf("conflict does not name the Habilitation that owns the token")
+		}
+	}
+	assertNoInjectedSecrets(t, other.TargetNamespace())
+	waitHab(t, first, metav1.ConditionTrue, jetonv1alpha1.ReasonInjected)
+}
+
+// A tenant editing the fingerprint annotation of its injected Secret fakes no rotation:
+// the annotation is restored, no Rotated event, no restart.
+func TestForgedFingerprintIsDriftNotRotation(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pc := habClient(t, "forger")
+	ns := pc.TargetNamespace()
+	tok := validToken(t)
+	h := habFor(t, credNS, pc.Name, tokenSecret(t, credNS, tokenData(tok)).Name, nil)
+	app := deployment(ns, "app", corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app",
+		EnvFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: h.Name}}}}}}})
+	if err := k8sClient.Create(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	waitHab(t, h, metav1.ConditionTrue, jetonv1alpha1.ReasonInjected)
+	s := waitTarget(t, ns, h.Name, tok)
+	fp := s.Annotations[jetonv1alpha1.AnnotationTokenFingerprint]
+
+	s.Annotations[jetonv1alpha1.AnnotationTokenFingerprint] = "0123456789abcdef"
+	if err := k8sClient.Update(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, habTimeout, "forged fingerprint annotation restored", func(ctx context.Context) error {
+		got, err := getSecret(ctx, ns, h.Name)
+		if err != nil {
+			return err
+		}
+		if a := got.Annotations[jetonv1alpha1.AnnotationTokenFingerprint]; a != fp {
+			return fmt.Errorf("annotation %q", a)
+		}
+		return nil
+	})
+	waitHabEvent(t, h, corev1.EventTypeNormal, eventRestored)
+	got := waitHab(t, h, metav1.ConditionTrue, jetonv1alpha1.ReasonInjected)
+	if got.Status.LastRotationTime != nil {
+		t.Errorf("lastRotationTime set by a forged annotation")
+	}
+	if g := getObj(t, app).GetGeneration(); g != 1 {
+		t.Errorf("workload restarted by a forged annotation (generation %d)", g)
+	}
+	var events eventsv1.EventList
+	if err := k8sClient.List(ctx, &events, client.InNamespace(credNS)); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events.Items {
+		if e.Regarding.Name == h.Name && (e.Reason == eventRotated || e.Reason == eventRestarted) {
+			t.Errorf("event %s recorded for a forged annotation", e.Reason)
+		}
+	}
+}
