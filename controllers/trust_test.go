@@ -19,6 +19,7 @@ import (
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
 	"github.com/jeton-dev/jeton/internal/emulator"
+	"github.com/jeton-dev/jeton/internal/token"
 )
 
 // countingListener accepts connections on loopback (not an allowed API host) and counts them.
@@ -207,5 +208,52 @@ func TestForgedFingerprintIsDriftNotRotation(t *testing.T) {
 		if e.Regarding.Name == h.Name && (e.Reason == eventRotated || e.Reason == eventRestarted) {
 			t.Errorf("event %s recorded for a forged annotation", e.Reason)
 		}
+	}
+}
+
+// A status recorded before canonical fingerprints (the SHA-256 of the token as written)
+// moves to the canonical fingerprint without any restart: it is the same token.
+func TestLegacyFingerprintMovesWithoutRestart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pc := habClient(t, "upgrade")
+	ns := pc.TargetNamespace()
+	id := "0b6c3f5e-9d2a-4e1b-8f7c-" + fmt.Sprintf("%012x", rand.Int())[:12]
+	tok := dnSpelling(id, "secret-"+rand.String(20), base64.URLEncoding) // padded: its two fingerprints differ
+	if token.Fingerprint(tok) == token.LegacyFingerprint(tok) {
+		t.Fatal("the test token must have a legacy fingerprint different from its canonical one")
+	}
+	h := habFor(t, credNS, pc.Name, tokenSecret(t, credNS, tokenData(tok)).Name, func(h *jetonv1alpha1.Habilitation) {
+		h.Spec.API = jetonv1alpha1.DemarchesNumeriques
+	})
+	app := deployment(ns, "app", corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app",
+		EnvFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: h.Name}}}}}}})
+	if err := k8sClient.Create(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	got := waitHab(t, h, metav1.ConditionTrue, jetonv1alpha1.ReasonInjected)
+
+	// What a jeton before canonical fingerprints recorded.
+	patch := client.MergeFrom(got.DeepCopy())
+	got.Status.TokenFingerprint = token.LegacyFingerprint(tok)
+	if err := k8sClient.Status().Patch(ctx, got, patch); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, habTimeout, "status back on the canonical fingerprint", func(ctx context.Context) error {
+		cur := &jetonv1alpha1.Habilitation{}
+		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(h), cur); err != nil {
+			return err
+		}
+		if cur.Status.TokenFingerprint != token.Fingerprint(tok) {
+			return fmt.Errorf("status fingerprint %s", cur.Status.TokenFingerprint)
+		}
+		return nil
+	})
+	if g := getObj(t, app).GetGeneration(); g != 1 {
+		t.Errorf("workload restarted by the move to canonical fingerprints (generation %d)", g)
+	}
+	cur := &jetonv1alpha1.Habilitation{}
+	if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(h), cur); err != nil || cur.Status.LastRotationTime != nil {
+		t.Errorf("lastRotationTime set by the move to canonical fingerprints (err %v)", err)
 	}
 }
