@@ -312,7 +312,7 @@ func (r *HabilitationReconciler) reconcile(ctx context.Context, h *jetonv1alpha1
 	switch verdict.Outcome {
 	case injection.TechnicalTokenReuse:
 		return failClosed(stalled(jetonv1alpha1.ReasonTechnicalTokenReuse,
-			"the token in Secret %s/%s (fingerprint %s) is the technical token of TechnicalToken %s/%s: a technical token must never reach a client workload. Put this client's own token in the Secret.",
+			"the token in Secret %s/%s (fingerprint %s) is the technical token of TechnicalToken %s/%s, created before this Habilitation or in the same second: a technical token must never reach a client workload. Put this client's own token in the Secret.",
 			h.Namespace, ref.Name, fp, verdict.With.Namespace, verdict.With.Name))
 	case injection.TokenConflict:
 		res := stalled(jetonv1alpha1.ReasonTokenConflict,
@@ -736,13 +736,17 @@ func (r *HabilitationReconciler) restartWorkloads(ctx context.Context, h *jetonv
 // holder changes token or goes away.
 func (r *HabilitationReconciler) mapTokenHolder(ctx context.Context, obj client.Object) []reconcile.Request {
 	var fps []string
+	// A Habilitation is reconciled for its own events; a TechnicalToken of the same
+	// namespace and name is another object, whose holders all need a look.
+	var except types.NamespacedName
 	switch o := obj.(type) {
 	case *jetonv1alpha1.Habilitation:
 		fps = append(fps, o.Status.TokenFingerprint, r.bindings.sourceFingerprint(ctx, o.Namespace, o.Spec.TokenSecretRef))
+		except = client.ObjectKeyFromObject(o)
 	case *jetonv1alpha1.TechnicalToken:
 		fps = append(fps, o.Status.TokenFingerprint, r.bindings.sourceFingerprint(ctx, o.Namespace, o.Spec.TokenSecretRef))
 	}
-	return r.holdersOf(ctx, client.ObjectKeyFromObject(obj), fps...)
+	return r.holdersOf(ctx, except, fps...)
 }
 
 func (r *HabilitationReconciler) holdersOf(ctx context.Context, except types.NamespacedName, fps ...string) []reconcile.Request {

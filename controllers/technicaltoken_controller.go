@@ -273,7 +273,7 @@ func (r *TechnicalTokenReconciler) reconcile(ctx context.Context, tt *jetonv1alp
 	}
 	if verdict.Outcome != injection.Allowed {
 		return stall(jetonv1alpha1.ReasonTokenConflict,
-			"the token in Secret %s/%s (fingerprint %s) is bound to client %q by Habilitation %s/%s, which is older: a client's token is never used as a technical token, so it is not probed. Put the vendor's own technical token for %s in the Secret.",
+			"the token in Secret %s/%s (fingerprint %s) is bound to client %q by Habilitation %s/%s, created before this TechnicalToken or in the same second: a client's token is never used as a technical token, so it is not probed. Put the vendor's own technical token for %s in the Secret.",
 			tt.Namespace, ref.Name, fp, verdict.With.Client, verdict.With.Namespace, verdict.With.Name, tt.Spec.API)
 	}
 

@@ -257,3 +257,29 @@ func TestLegacyFingerprintMovesWithoutRestart(t *testing.T) {
 		t.Errorf("lastRotationTime set by the move to canonical fingerprints (err %v)", err)
 	}
 }
+
+// A TechnicalToken and a Habilitation may share a namespace and a name: the TechnicalToken's
+// events still reach the Habilitation (deleting the TechnicalToken frees the token).
+func TestTechnicalTokenOfTheSameNameAsAHabilitation(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pc := habClient(t, "samename")
+	tok := validToken(t)
+	tt := newTT(t, credNS, jetonv1alpha1.APIEntreprise, "http://"+unreachableAPIHost, tokenSecret(t, credNS, tokenData(tok)).Name,
+		func(tt *jetonv1alpha1.TechnicalToken) { tt.Spec.Suspend = true })
+	waitFor(t, habTimeout, "a second after the TechnicalToken's creation", func(context.Context) error {
+		if !time.Now().After(tt.CreationTimestamp.Add(time.Second)) {
+			return fmt.Errorf("still in the second of the TechnicalToken's creation")
+		}
+		return nil
+	})
+	h := habFor(t, credNS, pc.Name, tokenSecret(t, credNS, tokenData(tok)).Name, func(h *jetonv1alpha1.Habilitation) { h.Name = tt.Name })
+	waitHab(t, h, metav1.ConditionFalse, jetonv1alpha1.ReasonTechnicalTokenReuse)
+	assertNoInjectedSecrets(t, pc.TargetNamespace())
+
+	if err := k8sClient.Delete(ctx, tt); err != nil {
+		t.Fatal(err)
+	}
+	waitHab(t, h, metav1.ConditionTrue, jetonv1alpha1.ReasonInjected)
+	waitTarget(t, pc.TargetNamespace(), h.Name, tok)
+}
