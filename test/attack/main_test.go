@@ -19,7 +19,6 @@
 package attack
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -34,7 +33,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -152,10 +150,10 @@ func run(m *testing.M) (code int) {
 			}
 		}
 		if code != 0 {
-			fmt.Fprintf(os.Stderr, "attack: operator output (last 120 lines, tokens redacted):\n%s\n", redact(lastLines(op.out.String(), 120)))
+			fmt.Fprintf(os.Stderr, "attack: operator output (last 120 lines, tokens redacted):\n%s\n", redact(testenv.LastLines(op.out.String(), 120)))
 		}
 	}()
-	if err := poll(60*time.Second, 100*time.Millisecond, op.ready); err != nil {
+	if err := testenv.Poll(60*time.Second, 100*time.Millisecond, op.ready); err != nil {
 		fmt.Fprintln(os.Stderr, "attack: the operator never became ready:", err)
 		return 1
 	}
@@ -278,48 +276,7 @@ func (o *operator) ready(ctx context.Context) error {
 // metric sums the samples of a metric family on /metrics whose label set contains every
 // one of labels (each written `name="value"`).
 func (o *operator) metric(name string, labels ...string) (sum float64, found bool, err error) {
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + o.metricsAddr + "/metrics")
-	if err != nil {
-		return 0, false, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, false, fmt.Errorf("GET /metrics: %s", resp.Status)
-	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") || !strings.HasPrefix(line, name) {
-			continue
-		}
-		series, value, ok := strings.Cut(line, " ")
-		if !ok {
-			continue
-		}
-		metric, labelSet, _ := strings.Cut(series, "{")
-		if metric != name {
-			continue
-		}
-		match := true
-		for _, l := range labels {
-			if !strings.Contains(labelSet, l) {
-				match = false
-				break
-			}
-		}
-		if !match {
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-		if err != nil {
-			return 0, false, fmt.Errorf("metric line %q: %v", line, err)
-		}
-		sum += v
-		found = true
-	}
-	return sum, found, sc.Err()
+	return testenv.ScrapeMetric("http://"+o.metricsAddr+"/metrics", name, labels...)
 }
 
 // forceGC makes the operator collect garbage (the pprof heap endpoint's gc=1), so that the
@@ -345,11 +302,6 @@ func freeAddr() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -659,32 +611,8 @@ func checkGlobal(t *testing.T) {
 // error (redacted) when the deadline passes. Tests wait on conditions, never on the clock.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func(ctx context.Context) error) {
 	t.Helper()
-	if err := poll(timeout, 50*time.Millisecond, cond); err != nil {
+	if err := testenv.Poll(timeout, 50*time.Millisecond, cond); err != nil {
 		t.Fatalf("timed out after %s waiting for %s: %s", timeout, what, redact(err.Error()))
-	}
-}
-
-// poll runs cond every interval until it returns nil or timeout passes (then it returns
-// cond's last error).
-func poll(timeout, interval time.Duration, cond func(ctx context.Context) error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	var useful error // the last error that is not the deadline itself, for the message
-	for {
-		last := cond(ctx)
-		if last == nil {
-			return nil
-		}
-		if ctx.Err() == nil || useful == nil {
-			useful = last
-		}
-		select {
-		case <-ctx.Done():
-			return useful
-		case <-tick.C:
-		}
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
 	"github.com/jeton-dev/jeton/internal/emulator"
+	"github.com/jeton-dev/jeton/internal/testenv"
 )
 
 // The operator is SIGKILLed at random points while it converges (first injection, then
@@ -128,7 +129,7 @@ func killPoints(r *rand.Rand, k, total int) []int {
 func killAt(t *testing.T, o *operator, at, total int, progress func(context.Context) (int, error)) {
 	t.Helper()
 	var reached int
-	err := poll(90*time.Second, 10*time.Millisecond, func(ctx context.Context) error {
+	err := testenv.Poll(90*time.Second, 10*time.Millisecond, func(ctx context.Context) error {
 		if !o.running() {
 			return fmt.Errorf("operator %s exited on its own: %v", o.name, o.exitErr)
 		}

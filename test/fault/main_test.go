@@ -8,7 +8,6 @@
 package fault
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -95,28 +94,8 @@ func seeded(t *testing.T) *rand.Rand {
 // error when the deadline passes. Tests wait on conditions, never on the clock.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func(ctx context.Context) error) {
 	t.Helper()
-	if err := poll(timeout, 50*time.Millisecond, cond); err != nil {
+	if err := testenv.Poll(timeout, 50*time.Millisecond, cond); err != nil {
 		t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
-	}
-}
-
-// poll runs cond every interval until it returns nil (poll returns nil) or timeout passes
-// (poll returns cond's last error).
-func poll(timeout, interval time.Duration, cond func(ctx context.Context) error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		last := cond(ctx)
-		if last == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return last
-		case <-tick.C:
-		}
 	}
 }
 
@@ -158,7 +137,7 @@ func startOperator(t *testing.T, name, credentialsNamespace string, extra ...str
 	t.Cleanup(func() {
 		o.kill(t)
 		if t.Failed() {
-			t.Logf("operator %s output (last 60 lines):\n%s", name, lastLines(o.out.String(), 60))
+			t.Logf("operator %s output (last 60 lines):\n%s", name, testenv.LastLines(o.out.String(), 60))
 		}
 	})
 	return o
@@ -211,53 +190,7 @@ func (o *operator) running() bool {
 // contains every one of labels (each written `name="value"`). found is false when the
 // family has no such sample.
 func (o *operator) metric(name string, labels ...string) (sum float64, found bool, err error) {
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + o.metricsAddr + "/metrics")
-	if err != nil {
-		return 0, false, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, false, fmt.Errorf("GET /metrics of %s: %s", o.name, resp.Status)
-	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") || !strings.HasPrefix(line, name) {
-			continue
-		}
-		series, value, ok := strings.Cut(line, " ")
-		if !ok {
-			continue
-		}
-		metric, labelSet, _ := strings.Cut(series, "{")
-		if metric != name {
-			continue
-		}
-		match := true
-		for _, l := range labels {
-			if !strings.Contains(labelSet, l) {
-				match = false
-				break
-			}
-		}
-		if !match {
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-		if err != nil {
-			return 0, false, fmt.Errorf("metric line %q: %v", line, err)
-		}
-		sum += v
-		found = true
-	}
-	return sum, found, sc.Err()
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+	return testenv.ScrapeMetric("http://"+o.metricsAddr+"/metrics", name, labels...)
 }
 
 // randomSIRET returns a valid SIRET (14 digits, Luhn checksum) outside La Poste's SIREN.
