@@ -53,9 +53,11 @@ func (b *tokenBindings) arbitrate(ctx context.Context, self injection.Binding, f
 		if err := b.List(ctx, habs, client.InNamespace(s.Namespace), client.MatchingFields{IndexTokenSecret: s.Name}, client.UnsafeDisableDeepCopy); err != nil {
 			return injection.Verdict{}, err
 		}
+		// A Secret labelled for a client binds nobody else (such resources are refused).
+		owner := s.Labels[jetonv1alpha1.LabelClient]
 		for j := range habs.Items {
 			o := &habs.Items[j]
-			if !o.DeletionTimestamp.IsZero() {
+			if !o.DeletionTimestamp.IsZero() || (owner != "" && owner != o.Spec.ClientRef.Name) {
 				continue
 			}
 			// The Secret holds the token under some key; is it the key this one reads?
@@ -69,7 +71,7 @@ func (b *tokenBindings) arbitrate(ctx context.Context, self injection.Binding, f
 		}
 		for j := range tts.Items {
 			o := &tts.Items[j]
-			if !o.DeletionTimestamp.IsZero() {
+			if !o.DeletionTimestamp.IsZero() || owner != "" {
 				continue
 			}
 			if b.sourceFingerprint(ctx, o.Namespace, o.Spec.TokenSecretRef) == fp {

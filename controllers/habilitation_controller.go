@@ -284,6 +284,12 @@ func (r *HabilitationReconciler) reconcile(ctx context.Context, h *jetonv1alpha1
 		return failClosed(notReady(jetonv1alpha1.ReasonSecretNotFound,
 			"Secret %s/%s (spec.tokenSecretRef) not found: create it with the token under key %q.", h.Namespace, ref.Name, key))
 	}
+	if owner := src.Labels[jetonv1alpha1.LabelClient]; owner != "" && owner != h.Spec.ClientRef.Name {
+		// The credentials admin said whose token this is; an editor cannot say otherwise.
+		return failClosed(stalled(jetonv1alpha1.ReasonSecretClientMismatch,
+			"Secret %s/%s is labelled %s=%s: its token is client %q's, not client %q's. Reference client %q's own token Secret.",
+			h.Namespace, ref.Name, jetonv1alpha1.LabelClient, owner, owner, h.Spec.ClientRef.Name, h.Spec.ClientRef.Name))
+	}
 	raw, ok := src.Data[key]
 	if !ok {
 		return failClosed(stalled(jetonv1alpha1.ReasonSecretKeyNotFound,
@@ -316,7 +322,7 @@ func (r *HabilitationReconciler) reconcile(ctx context.Context, h *jetonv1alpha1
 			h.Namespace, ref.Name, fp, verdict.With.Namespace, verdict.With.Name))
 	case injection.TokenConflict:
 		res := stalled(jetonv1alpha1.ReasonTokenConflict,
-			"the token in Secret %s/%s (fingerprint %s) is already bound to client %q by Habilitation %s/%s, which is older: a token must serve one client only. Put client %q's own token in the Secret.",
+			"the token in Secret %s/%s (fingerprint %s) is also bound to client %q by Habilitation %s/%s, created before this one or in the same second: a token must serve one client only. Put client %q's own token in the Secret.",
 			h.Namespace, ref.Name, fp, verdict.With.Client, verdict.With.Namespace, verdict.With.Name, h.Spec.ClientRef.Name)
 		// The older binding keeps working, but its owners must know that their token was
 		// handed to another client: it may have leaked and need regenerating.
@@ -606,22 +612,23 @@ func (r *HabilitationReconciler) removeInjected(ctx context.Context, namespace, 
 	}); err != nil {
 		return 0, fmt.Errorf("listing injected Secrets: %w", err)
 	}
-	if len(list.Items) == 0 {
-		return 0, nil
-	}
-	key, err := r.ownerKey.get(ctx)
-	if err != nil {
-		return 0, err
-	}
 	removed := 0
+	var keyErr error
 	for i := range list.Items {
 		s := &list.Items[i]
 		if keep != nil && client.ObjectKeyFromObject(s) == *keep {
 			continue
 		}
-		isRecorded := recorded != nil && recorded.Namespace == s.Namespace && recorded.Name == s.Name
-		if !isRecorded && !injection.WrittenByJeton(key, s) {
-			continue
+		// The recorded Secret goes even when the key cannot be read (fail closed).
+		if recorded == nil || recorded.Namespace != s.Namespace || recorded.Name != s.Name {
+			key, err := r.ownerKey.get(ctx)
+			if err != nil {
+				keyErr = err
+				continue
+			}
+			if !injection.WrittenByJeton(key, s) {
+				continue
+			}
 		}
 		if err := r.Delete(ctx, s, client.Preconditions{UID: &s.UID}); err != nil && !apierrors.IsNotFound(err) {
 			return removed, fmt.Errorf("deleting injected Secret %s/%s: %w", s.Namespace, s.Name, err)
@@ -630,7 +637,7 @@ func (r *HabilitationReconciler) removeInjected(ctx context.Context, namespace, 
 		log.FromContext(ctx).Info("removed injected Secret", "secret", s.Namespace+"/"+s.Name)
 		r.eventFor(ctx, namespace, name, eventRemoved, fmt.Sprintf("Removed injected Secret %s/%s.", s.Namespace, s.Name))
 	}
-	return removed, nil
+	return removed, keyErr
 }
 
 // eventFor records a Removed event on the Habilitation if it still exists.

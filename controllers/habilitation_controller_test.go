@@ -229,12 +229,11 @@ func TestHabilitationTokenConflict(t *testing.T) {
 	y := habClient(t, "thief")
 	tok := validToken(t)
 
-	// Creation timestamps have a one-second resolution; when both land in the same second,
-	// the name decides, so name them in creation order.
 	older := habFor(t, credNS, x.Name, tokenSecret(t, credNS, tokenData(tok)).Name, named("a-older"))
 	waitHab(t, older, metav1.ConditionTrue, jetonv1alpha1.ReasonInjected)
 	ownerSecret := waitTarget(t, x.TargetNamespace(), older.Name, tok)
 
+	waitNextSecond(t, getHab(t, older))
 	newer := habFor(t, credNS, y.Name, tokenSecret(t, credNS, tokenData(tok)).Name, named("z-newer"))
 	got := waitHab(t, newer, metav1.ConditionFalse, jetonv1alpha1.ReasonTokenConflict)
 	if !meta.IsStatusConditionTrue(got.Status.Conditions, jetonv1alpha1.ConditionStalled) {
@@ -280,11 +279,19 @@ func TestHabilitationTokenConflictRace(t *testing.T) {
 	hx := habFor(t, credNS, x.Name, sx.Name, nil)
 	hy := habFor(t, credNS, y.Name, sy.Name, nil)
 
-	first, second := hx, hy
-	firstClient, secondClient := x, y
 	hx = getHab(t, hx)
 	hy = getHab(t, hy)
-	if hy.CreationTimestamp.Before(&hx.CreationTimestamp) || (hy.CreationTimestamp.Equal(&hx.CreationTimestamp) && hy.Name < hx.Name) {
+	if hx.CreationTimestamp.Equal(&hy.CreationTimestamp) {
+		// Created in one second: no order, so neither client gets the token.
+		waitHab(t, hx, metav1.ConditionFalse, jetonv1alpha1.ReasonTokenConflict)
+		waitHab(t, hy, metav1.ConditionFalse, jetonv1alpha1.ReasonTokenConflict)
+		assertNoInjectedSecrets(t, x.TargetNamespace())
+		assertNoInjectedSecrets(t, y.TargetNamespace())
+		return
+	}
+	first, second := hx, hy
+	firstClient, secondClient := x, y
+	if hy.CreationTimestamp.Before(&hx.CreationTimestamp) {
 		first, second = hy, hx
 		firstClient, secondClient = y, x
 	}

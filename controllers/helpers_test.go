@@ -79,3 +79,17 @@ func readyIs(conds []metav1.Condition, generation, observed int64, status metav1
 	}
 	return nil
 }
+
+// waitNextSecond waits until the clock is past the second obj was created in: creation
+// timestamps have one-second precision, and resources created in one second have no order
+// ("one token, one client" refuses a tie between clients, or across kinds).
+func waitNextSecond(t *testing.T, obj client.Object) {
+	t.Helper()
+	created := obj.GetCreationTimestamp()
+	waitFor(t, 5*time.Second, "the second after "+obj.GetName()+"'s creation", func(context.Context) error {
+		if !time.Now().After(created.Add(time.Second)) {
+			return fmt.Errorf("still in the second %s was created in", obj.GetName())
+		}
+		return nil
+	})
+}

@@ -433,9 +433,13 @@ func (r *PublicClientReconciler) releaseNamespace(ctx context.Context, pc *jeton
 	return nil
 }
 
-// forgetNamespace clears what status records of a namespace this client does not own.
+// forgetNamespace stops status naming a namespace this client does not own (nothing is
+// injected without it). The UID and origin of the namespace jeton last verified stay: a
+// look-alike created under that name, even one carrying a copied owner proof, is then
+// never taken for it (isolation.Decide honours a creation proof only while no UID was
+// ever recorded).
 func forgetNamespace(st *jetonv1alpha1.PublicClientStatus) {
-	st.Namespace, st.NamespaceUID, st.NamespaceOrigin = "", "", ""
+	st.Namespace = ""
 }
 
 // SetupWithManager registers the reconciler and its watches.

@@ -310,18 +310,43 @@ func TestPublicClientDoesNotAdoptPreCreatedNamespace(t *testing.T) {
 	}
 }
 
-// An adopted namespace is never deleted, whatever namespacePolicy says.
-func TestPublicClientNeverDeletesAdoptedNamespace(t *testing.T) {
+// Adopting takes both sides: the PublicClient asks, and the namespace's administrator
+// labels it for the client. An editor alone cannot take over another team's namespace
+// (its Pod Security, its ingress). An adopted namespace is never deleted, whatever
+// namespacePolicy says.
+func TestPublicClientAdoptionNeedsBothSides(t *testing.T) {
 	ctx := context.Background()
 	name := uniqueName("adopted")
-	createNamespace(t, name, map[string]string{"team": "ops"})
+	createNamespace(t, name, map[string]string{"team": "ops", "pod-security.kubernetes.io/enforce": "restricted"})
 	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), namespaceObject(name)) })
+	before := getNamespace(t, name)
 	pc := newPublicClient(t, "adopter", func(pc *jetonv1alpha1.PublicClient) {
 		pc.Spec.Namespace = name
 		pc.Spec.AdoptNamespace = true
 		pc.Spec.NamespacePolicy = jetonv1alpha1.NamespacePolicyDelete
+		pc.Spec.Isolation.PodSecurity = jetonv1alpha1.PodSecurityPrivileged
 	})
-	waitClientCondition(t, pc.Name, metav1.ConditionTrue, jetonv1alpha1.ReasonReady)
+	got := waitClientCondition(t, pc.Name, metav1.ConditionFalse, jetonv1alpha1.ReasonNamespaceOwnedElsewhere)
+	if msg := meta.FindStatusCondition(got.Status.Conditions, jetonv1alpha1.ConditionReady).Message; !strings.Contains(msg, "jeton.dev/client="+pc.Name) {
+		t.Errorf("message %q does not say the namespace must agree", msg)
+	}
+	if after := getNamespace(t, name); !maps.Equal(before.Labels, after.Labels) {
+		t.Errorf("the editor alone changed the namespace's labels: %v -> %v", before.Labels, after.Labels)
+	}
+	if _, err := getIsolationPolicy(ctx, name); !apierrors.IsNotFound(err) {
+		t.Errorf("NetworkPolicy written before the namespace agreed (err %v)", err)
+	}
+
+	// The namespace's administrator agrees.
+	ns := getNamespace(t, name)
+	ns.Labels[jetonv1alpha1.LabelClient] = pc.Name
+	if err := k8sClient.Update(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	got = waitClientCondition(t, pc.Name, metav1.ConditionTrue, jetonv1alpha1.ReasonReady)
+	if got.Status.NamespaceOrigin != jetonv1alpha1.NamespaceAdopted {
+		t.Errorf("origin %q, want Adopted", got.Status.NamespaceOrigin)
+	}
 	injected := injectedSecret(t, name, pc.Name)
 
 	if err := k8sClient.Delete(ctx, pc); err != nil {

@@ -45,7 +45,7 @@ func TestMain(m *testing.M) {
 }
 
 // emulatorPoolSize is how many test emulators may be served (ttEmulator).
-const emulatorPoolSize = 32
+const emulatorPoolSize = 48
 
 // unreachableAPIHost is an allowed API host where nothing listens.
 const unreachableAPIHost = "127.0.0.1:1"

@@ -190,14 +190,15 @@ func (r *TechnicalTokenReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 // reportedReasons are the Ready reasons that get an Event when Ready turns to them (the
 // probe transitions have their own ProbeFailed / ProbeRecovered events).
 var reportedReasons = map[string]bool{
-	jetonv1alpha1.ReasonNamespaceNotAllowed: true,
-	jetonv1alpha1.ReasonSecretNotFound:      true,
-	jetonv1alpha1.ReasonSecretKeyNotFound:   true,
-	jetonv1alpha1.ReasonInvalidToken:        true,
-	jetonv1alpha1.ReasonTokenExpired:        true,
-	jetonv1alpha1.ReasonTokenExpiringSoon:   true,
-	jetonv1alpha1.ReasonAPIHostNotAllowed:   true,
-	jetonv1alpha1.ReasonTokenConflict:       true,
+	jetonv1alpha1.ReasonNamespaceNotAllowed:  true,
+	jetonv1alpha1.ReasonSecretNotFound:       true,
+	jetonv1alpha1.ReasonSecretKeyNotFound:    true,
+	jetonv1alpha1.ReasonInvalidToken:         true,
+	jetonv1alpha1.ReasonTokenExpired:         true,
+	jetonv1alpha1.ReasonTokenExpiringSoon:    true,
+	jetonv1alpha1.ReasonAPIHostNotAllowed:    true,
+	jetonv1alpha1.ReasonTokenConflict:        true,
+	jetonv1alpha1.ReasonSecretClientMismatch: true,
 }
 
 func (r *TechnicalTokenReconciler) reconcile(ctx context.Context, tt *jetonv1alpha1.TechnicalToken) (ttPass, error) {
@@ -232,6 +233,12 @@ func (r *TechnicalTokenReconciler) reconcile(ctx context.Context, tt *jetonv1alp
 		return ttPass{mark: conditions.MarkNotReady, reason: jetonv1alpha1.ReasonSecretNotFound, message: fmt.Sprintf(
 			"Secret %s/%s (spec.tokenSecretRef) not found: create it with the technical token under key %q.", tt.Namespace, ref.Name, secretKey)}, nil
 	}
+	if owner := src.Labels[jetonv1alpha1.LabelClient]; owner != "" {
+		tt.Status.TokenStatus = jetonv1alpha1.TokenStatus{}
+		return stall(jetonv1alpha1.ReasonSecretClientMismatch,
+			"Secret %s/%s is labelled %s=%s: it holds client %q's token, which is never used as a technical token, so it is not probed. Reference the vendor's own technical token Secret.",
+			tt.Namespace, ref.Name, jetonv1alpha1.LabelClient, owner, owner)
+	}
 	raw, ok := src.Data[secretKey]
 	if !ok {
 		tt.Status.TokenStatus = jetonv1alpha1.TokenStatus{}
@@ -246,14 +253,16 @@ func (r *TechnicalTokenReconciler) reconcile(ctx context.Context, tt *jetonv1alp
 		return stall(jetonv1alpha1.ReasonInvalidToken,
 			"Secret %s/%s key %q does not hold a valid token: %v. Put the technical token issued for %s there.", tt.Namespace, ref.Name, secretKey, err, tt.Spec.API)
 	}
-	fp := token.Fingerprint(tok)
 	info, err := token.Decode(tt.Spec.API, tok)
 	if err != nil {
-		// Keep the fingerprint: it lets jeton refuse this token on a Habilitation.
-		tt.Status.TokenStatus = jetonv1alpha1.TokenStatus{TokenFingerprint: fp}
+		// No fingerprint in status: whoever may create TechnicalTokens could otherwise read
+		// the hash of any value of the credentials namespaces (a password, say). A
+		// Habilitation holding this token still finds it, through the index of Secrets.
+		tt.Status.TokenStatus = jetonv1alpha1.TokenStatus{}
 		return stall(jetonv1alpha1.ReasonInvalidToken,
-			"Secret %s/%s key %q (fingerprint %s) does not hold a valid %s token: %v. Put the technical token issued for that API there.", tt.Namespace, ref.Name, secretKey, fp, tt.Spec.API, err)
+			"Secret %s/%s key %q does not hold a valid %s token: %v. Put the technical token issued for that API there.", tt.Namespace, ref.Name, secretKey, tt.Spec.API, err)
 	}
+	fp := token.Fingerprint(tok)
 	r.setTokenStatus(tt, fp, info)
 
 	// Where the token would go: nothing is sent to a host the policy refuses.

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -19,6 +18,7 @@ import (
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
 	"github.com/jeton-dev/jeton/internal/emulator"
+	"github.com/jeton-dev/jeton/internal/isolation"
 	"github.com/jeton-dev/jeton/internal/token"
 )
 
@@ -55,14 +55,9 @@ func TestTechnicalTokenNeverSendsAClientToken(t *testing.T) {
 	src := tokenSecret(t, credNS, tokenData(tok))
 	h := habFor(t, credNS, pc.Name, src.Name, nil)
 	waitHab(t, h, metav1.ConditionTrue, jetonv1alpha1.ReasonInjected)
-	// Creation timestamps have a one-second resolution, and within one second a
-	// TechnicalToken counts as the older binding: create the attacks in a later second.
-	waitFor(t, habTimeout, "a second after the Habilitation's creation", func(context.Context) error {
-		if !time.Now().After(h.CreationTimestamp.Add(time.Second)) {
-			return fmt.Errorf("still in the second of the Habilitation's creation")
-		}
-		return nil
-	})
+	// Created in the Habilitation's second, a TechnicalToken would tie with it (both
+	// refused): create the attacks in a later second.
+	waitNextSecond(t, getHab(t, h))
 
 	attackerURL, connections := countingListener(t)
 	for _, tc := range []struct{ name, baseURL, reason string }{
@@ -132,13 +127,13 @@ func TestOneTokenWhateverItsSpelling(t *testing.T) {
 	}, id)
 	secret := "s" + rand.String(29) + "?" // makes the two alphabets differ
 	owner := habClient(t, "owner")
-	// Created in one second, the name decides: name them in creation order.
 	first := habFor(t, credNS, owner.Name, tokenSecret(t, credNS, tokenData(dnSpelling(id, secret, base64.RawURLEncoding))).Name,
 		func(h *jetonv1alpha1.Habilitation) {
 			h.Spec.API = jetonv1alpha1.DemarchesNumeriques
 			named("a-first")(h)
 		})
 	waitHab(t, first, metav1.ConditionTrue, jetonv1alpha1.ReasonInjected)
+	waitNextSecond(t, getHab(t, first))
 
 	other := habClient(t, "other")
 	for _, spelling := range []string{
@@ -267,12 +262,7 @@ func TestTechnicalTokenOfTheSameNameAsAHabilitation(t *testing.T) {
 	tok := validToken(t)
 	tt := newTT(t, credNS, jetonv1alpha1.APIEntreprise, "http://"+unreachableAPIHost, tokenSecret(t, credNS, tokenData(tok)).Name,
 		func(tt *jetonv1alpha1.TechnicalToken) { tt.Spec.Suspend = true })
-	waitFor(t, habTimeout, "a second after the TechnicalToken's creation", func(context.Context) error {
-		if !time.Now().After(tt.CreationTimestamp.Add(time.Second)) {
-			return fmt.Errorf("still in the second of the TechnicalToken's creation")
-		}
-		return nil
-	})
+	waitNextSecond(t, tt)
 	h := habFor(t, credNS, pc.Name, tokenSecret(t, credNS, tokenData(tok)).Name, func(h *jetonv1alpha1.Habilitation) { h.Name = tt.Name })
 	waitHab(t, h, metav1.ConditionFalse, jetonv1alpha1.ReasonTechnicalTokenReuse)
 	assertNoInjectedSecrets(t, pc.TargetNamespace())
@@ -282,4 +272,70 @@ func TestTechnicalTokenOfTheSameNameAsAHabilitation(t *testing.T) {
 	}
 	waitHab(t, h, metav1.ConditionTrue, jetonv1alpha1.ReasonInjected)
 	waitTarget(t, pc.TargetNamespace(), h.Name, tok)
+}
+
+// The exploit sequence against a live client whose namespace was deleted: a look-alike
+// created under its name with the label and owner proof copied from the old namespace is
+// refused by the first pass, and by every pass after it (status keeps the lost
+// namespace's UID, so the copied creation proof is never honoured).
+func TestLookalikeOfALostNamespaceIsNeverAdopted(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	pc := &jetonv1alpha1.PublicClient{ObjectMeta: metav1.ObjectMeta{Name: "victim", UID: "client-uid"}}
+	pc.Status.Namespace, pc.Status.NamespaceUID, pc.Status.NamespaceOrigin = "victim", "old-ns-uid", jetonv1alpha1.NamespaceCreated
+	lookalike := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "victim", UID: "attacker-ns-uid",
+		Labels:      map[string]string{jetonv1alpha1.LabelClient: "victim"},
+		Annotations: map[string]string{jetonv1alpha1.AnnotationOwnerProof: isolation.CreatedProof(key, "victim", "victim", "client-uid")}}}
+	for pass := 1; pass <= 3; pass++ {
+		d := isolation.Decide(pc, lookalike, nil, key)
+		if d.Verdict != isolation.OwnedElsewhere {
+			t.Fatalf("pass %d: verdict %v (origin %q), want OwnedElsewhere", pass, d.Verdict, d.Origin)
+		}
+		forgetNamespace(&pc.Status) // what the reconciler does on OwnedElsewhere
+	}
+}
+
+// A token Secret labelled jeton.dev/client=<client> by the credentials admin belongs to that
+// client: an editor cannot bind it to another client, not even by naming it first (before
+// the Secret or the rightful Habilitation exists), nor probe it as a technical token.
+func TestSecretLabelledForAClientServesOnlyThatClient(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	owner := habClient(t, "rightful")
+	squatter := habClient(t, "squatter")
+	tok := validToken(t)
+	name := uniqueName("token")
+
+	// The editor names the Secret before it is delivered.
+	early := habFor(t, credNS, squatter.Name, name, nil)
+	waitHab(t, early, metav1.ConditionFalse, jetonv1alpha1.ReasonSecretNotFound)
+	waitNextSecond(t, getHab(t, early))
+
+	// The credentials admin delivers client owner's token, labelled for it.
+	src := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: credNS, Name: name,
+		Labels: map[string]string{jetonv1alpha1.LabelClient: owner.Name}}, Data: tokenData(tok)}
+	if err := k8sClient.Create(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), src) })
+	got := waitHab(t, early, metav1.ConditionFalse, jetonv1alpha1.ReasonSecretClientMismatch)
+	if msg := meta.FindStatusCondition(got.Status.Conditions, jetonv1alpha1.ConditionReady).Message; !strings.Contains(msg, owner.Name) {
+		t.Errorf("message %q does not name the client the Secret is for", msg)
+	}
+	waitHabEvent(t, early, corev1.EventTypeWarning, jetonv1alpha1.ReasonSecretClientMismatch)
+	assertNoInjectedSecrets(t, squatter.TargetNamespace())
+
+	// The rightful Habilitation, newer than the squatter's, gets the token.
+	h := habFor(t, credNS, owner.Name, name, nil)
+	waitHab(t, h, metav1.ConditionTrue, jetonv1alpha1.ReasonInjected)
+	waitTarget(t, owner.TargetNamespace(), h.Name, tok)
+
+	// Nor is it a technical token.
+	em, emURL := ttEmulator(t)
+	_ = em
+	tt := newTT(t, credNS, jetonv1alpha1.APIEntreprise, emURL, name, threshold(1))
+	ttGot := waitTT(t, tt, "SecretClientMismatch", ready(metav1.ConditionFalse, jetonv1alpha1.ReasonSecretClientMismatch))
+	if ttGot.Status.LastProbeTime != nil || ttGot.Status.TokenFingerprint != "" {
+		t.Errorf("the TechnicalToken probed or fingerprinted a client's token")
+	}
+	waitHab(t, h, metav1.ConditionTrue, jetonv1alpha1.ReasonInjected)
 }

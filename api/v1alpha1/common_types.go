@@ -101,6 +101,7 @@ const (
 	ReasonNamespaceTerminating    = "NamespaceTerminating"
 	ReasonNamespaceReserved       = "NamespaceReserved"
 	ReasonAPIHostNotAllowed       = "APIHostNotAllowed"
+	ReasonSecretClientMismatch    = "SecretClientMismatch"
 	ReasonTargetSecretConflict    = "TargetSecretConflict"
 	ReasonProbeSucceeded          = "ProbeSucceeded"
 	ReasonProbeFailing            = "ProbeFailing"

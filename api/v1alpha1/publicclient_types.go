@@ -120,8 +120,9 @@ type PublicClientStatus struct {
 	// +optional
 	Namespace string `json:"namespace,omitempty"`
 
-	// namespaceUID is the UID of that namespace when jeton verified it: a namespace deleted
-	// and re-created by someone else under the same name is not this client's.
+	// namespaceUID is the UID of the namespace jeton last verified for this client: a
+	// namespace deleted and re-created by someone else under the same name is not this
+	// client's. It stays when the namespace is lost, for that very reason.
 	// +optional
 	NamespaceUID types.UID `json:"namespaceUID,omitempty"`
 

@@ -269,7 +269,8 @@ type Binding struct {
 }
 
 // olderThan orders bindings by creation time, then namespace/name, so every reconcile of
-// every resource agrees on who came first.
+// every resource agrees on the order (a same-second tie between two clients is refused by
+// Arbitrate, whatever the names).
 func (b Binding) olderThan(o Binding) bool {
 	if !b.Created.Equal(o.Created) {
 		return b.Created.Before(o.Created)
@@ -313,9 +314,10 @@ type Verdict struct {
 //     (TokenConflict): a client's token is never sent anywhere as a technical token.
 //     TechnicalTokens sharing a token do not conflict.
 //
-// Across kinds, resources created in the same second are both refused: neither is known to
-// be first, and failing closed, nothing is injected and nothing is probed until a human
-// recreates one. Deciding by the oldest binding, not by "who acted first", means two new
+// Created in the same second (timestamps have no finer precision), a Habilitation and a
+// TechnicalToken, or Habilitations of two clients, are all refused: none is known to be
+// first, and failing closed, nothing is injected and nothing is probed until a human
+// recreates one. (A name breaking the tie would let whoever names a racing resource win.) Deciding by the oldest binding, not by "who acted first", means two new
 // resources racing never let the newer one act, even briefly. With names the binding that
 // caused a refusal, deterministic for messages.
 func Arbitrate(self Binding, others []Binding) Verdict {
@@ -339,12 +341,20 @@ func Arbitrate(self Binding, others []Binding) Verdict {
 	if oldestHab != nil && oldestHab.olderThan(self) {
 		owner = *oldestHab
 	}
-	switch {
-	case oldestTT != nil && oldestTT.notYounger(owner):
+	if oldestTT != nil && oldestTT.notYounger(owner) {
 		return Verdict{Outcome: TechnicalTokenReuse, With: *oldestTT}
-	case owner.Client != self.Client:
-		return Verdict{Outcome: TokenConflict, With: owner}
-	default:
-		return Verdict{Outcome: Allowed}
 	}
+	// Habilitations of two clients created in the first second: no order, no owner.
+	for _, o := range append([]Binding{self}, others...) {
+		if o.Kind == KindHabilitation && o.Client != owner.Client && o.Created.Equal(owner.Created) {
+			if self.Client == owner.Client {
+				return Verdict{Outcome: TokenConflict, With: o}
+			}
+			return Verdict{Outcome: TokenConflict, With: owner}
+		}
+	}
+	if owner.Client != self.Client {
+		return Verdict{Outcome: TokenConflict, With: owner}
+	}
+	return Verdict{Outcome: Allowed}
 }

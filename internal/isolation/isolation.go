@@ -202,7 +202,8 @@ func provenByJeton(key []byte, client *jetonv1alpha1.PublicClient, ns *corev1.Na
 //     jeton wrote for this client (a creation whose status write was lost, or a namespace
 //     retained when a client of this name was deleted), or
 //  3. the status was written by a jeton that recorded no UID yet (upgrade), or
-//  4. the client asks for adoption (spec.adoptNamespace).
+//  4. the client asks for adoption (spec.adoptNamespace) and the namespace agrees (it
+//     carries the client's label, set by whoever administers it).
 //
 // A namespace labelled for another client is never this one's. While the namespace does
 // not exist, the first claimant (oldest, then smallest name) alone creates it, so two
@@ -235,16 +236,24 @@ func Decide(client *jetonv1alpha1.PublicClient, ns *corev1.Namespace, claimants 
 		// Recorded by a jeton that kept no UID: trusted as before the upgrade, but never
 		// deleted, since nothing proves jeton created it.
 		return Decision{Verdict: Owned, Origin: jetonv1alpha1.NamespaceAdopted}
-	case client.Spec.AdoptNamespace:
+	case client.Spec.AdoptNamespace && labelled:
+		// Both sides agree: the PublicClient asks (the jeton editor) and the namespace carries
+		// the client's label (whoever administers the namespace). Either alone is not enough:
+		// a label can be set by whoever created the namespace, and an editor must not take
+		// over another team's namespace (Pod Security, NetworkPolicy, tokens).
 		return Decision{Verdict: Owned, Origin: jetonv1alpha1.NamespaceAdopted}
+	case client.Spec.AdoptNamespace:
+		return Decision{Verdict: OwnedElsewhere, Message: fmt.Sprintf(
+			"namespace %s already exists and jeton did not create it; spec.adoptNamespace asks for it, but its administrator must agree too: label it %s=%s. Nothing is written into it meanwhile",
+			name, jetonv1alpha1.LabelClient, client.Name)}
 	case st.NamespaceUID != "":
 		return Decision{Verdict: OwnedElsewhere, Message: fmt.Sprintf(
 			"namespace %s is not the namespace jeton set up for this client (it was deleted and created again by someone else); nothing is written into it. If it really belongs to this client, set spec.adoptNamespace: true (jeton never deletes an adopted namespace)",
 			name)}
 	default:
 		return Decision{Verdict: OwnedElsewhere, Message: fmt.Sprintf(
-			"namespace %s already exists and jeton did not create it for this client; nothing is written into it. If it really belongs to this client, set spec.adoptNamespace: true (jeton never deletes an adopted namespace); otherwise set spec.namespace to another namespace (recreate this PublicClient, the field is immutable)",
-			name)}
+			"namespace %s already exists and jeton did not create it for this client; nothing is written into it. If it really belongs to this client, set spec.adoptNamespace: true and have its administrator label it %s=%s (jeton never deletes an adopted namespace); otherwise set spec.namespace to another namespace (recreate this PublicClient, the field is immutable)",
+			name, jetonv1alpha1.LabelClient, client.Name)}
 	}
 }
 

@@ -191,6 +191,7 @@ func TestDecide(t *testing.T) {
 		{"recorded namespace, older rival", []func(*jetonv1alpha1.PublicClient){recorded("ns-uid-1", jetonv1alpha1.NamespaceCreated)}, ns(ours, false), []jetonv1alpha1.PublicClient{publicClient("region", "shared", t0.Add(-time.Hour), false)}, Owned, jetonv1alpha1.NamespaceCreated, nil},
 		{"recorded namespace re-created by someone else, labelled for me", []func(*jetonv1alpha1.PublicClient){recorded("ns-uid-0", jetonv1alpha1.NamespaceCreated)}, ns(ours, false), nil, OwnedElsewhere, "", []string{"created again by someone else", "spec.adoptNamespace"}},
 		{"recorded namespace re-created with a copied creation proof", []func(*jetonv1alpha1.PublicClient){recorded("ns-uid-0", jetonv1alpha1.NamespaceCreated)}, withProof(ns(ours, false), CreatedProof(key, "shared", "mairie", "client-uid-1")), nil, OwnedElsewhere, "", nil},
+		{"lost namespace (status keeps its UID) re-created with a copied creation proof", []func(*jetonv1alpha1.PublicClient){recorded("ns-uid-0", jetonv1alpha1.NamespaceCreated), func(c *jetonv1alpha1.PublicClient) { c.Status.Namespace = "" }}, withProof(ns(ours, false), CreatedProof(key, "shared", "mairie", "client-uid-1")), nil, OwnedElsewhere, "", nil},
 		{"terminating", []func(*jetonv1alpha1.PublicClient){recorded("ns-uid-1", jetonv1alpha1.NamespaceCreated)}, ns(ours, true), nil, Terminating, "", []string{"being deleted"}},
 
 		{"labelled for me but nothing proves it (pre-created)", nil, ns(ours, false), nil, OwnedElsewhere, "", []string{"did not create it", "spec.adoptNamespace: true"}},
@@ -204,7 +205,7 @@ func TestDecide(t *testing.T) {
 		{"status from a jeton without UIDs, label removed", []func(*jetonv1alpha1.PublicClient){legacyStatus}, ns(nil, false), nil, OwnedElsewhere, "", nil},
 
 		{"unlabelled", nil, ns(map[string]string{"team": "x"}, false), nil, OwnedElsewhere, "", []string{"spec.adoptNamespace: true", "spec.namespace"}},
-		{"unlabelled, adoption requested", []func(*jetonv1alpha1.PublicClient){adopt}, ns(map[string]string{"team": "x"}, false), nil, Owned, jetonv1alpha1.NamespaceAdopted, nil},
+		{"unlabelled, adoption requested: the namespace has not agreed", []func(*jetonv1alpha1.PublicClient){adopt}, ns(map[string]string{"team": "x"}, false), nil, OwnedElsewhere, "", []string{"its administrator must agree", "jeton.dev/client=mairie"}},
 		{"labelled for me, adoption requested", []func(*jetonv1alpha1.PublicClient){adopt}, ns(ours, false), nil, Owned, jetonv1alpha1.NamespaceAdopted, nil},
 		{"unlabelled, terminating", nil, ns(nil, true), nil, Terminating, "", []string{"being deleted"}},
 		{"labelled for another client", nil, ns(map[string]string{"jeton.dev/client": "region"}, false), nil, OwnedElsewhere, "", []string{`"region"`, "spec.namespace"}},
@@ -227,8 +228,8 @@ func TestDecide(t *testing.T) {
 					t.Errorf("message %q does not mention %q", got.Message, s)
 				}
 			}
-			if strings.Contains(got.Message, "Label it") || strings.Contains(got.Message, "relabel") {
-				t.Errorf("message %q suggests labelling a namespace, which proves nothing", got.Message)
+			if strings.Contains(got.Message, "relabel") {
+				t.Errorf("message %q suggests relabelling a namespace another client owns", got.Message)
 			}
 		})
 	}

@@ -131,6 +131,9 @@ func TestOneTokenTwoSpellings(t *testing.T) {
 				t.Fatalf("no spelling %s", c.ttWith)
 			}
 
+			// Client B's Habilitations come in a later second: created in A's, they would tie
+			// with it and every one would be refused (no order within a second).
+			afterCreationSecond(t, hA)
 			for name, other := range c.spellings {
 				if other == c.tok {
 					t.Fatalf("spelling %s is the token itself", name)
@@ -150,7 +153,6 @@ func TestOneTokenTwoSpellings(t *testing.T) {
 					neverInjected(t, hB)
 				})
 			}
-			// A TechnicalToken holding yet another spelling, pointed at the allowed emulator.
 			// A TechnicalToken holding yet another spelling, pointed at the allowed emulator,
 			// created later than A's Habilitation (see TestTechnicalTokenInTheSameSecond).
 			afterCreationSecond(t, hA)
