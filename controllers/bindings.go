@@ -4,13 +4,16 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
+	"github.com/jeton-dev/jeton/internal/conditions"
 	"github.com/jeton-dev/jeton/internal/injection"
 	"github.com/jeton-dev/jeton/internal/token"
 )
@@ -29,7 +32,13 @@ type tokenBindings struct {
 // Secrets in the cache (through IndexSecretTokenFingerprints), not from other objects'
 // status, so two new objects racing cannot both look alone; and one lookup finds the
 // Secrets holding the token, so the check does not grow with the number of Habilitations.
-func (b *tokenBindings) arbitrate(ctx context.Context, self injection.Binding, fp string) (injection.Verdict, error) {
+//
+// The label jeton.dev/client on a Secret is the credentials admin's word on whose token it
+// holds, and it holds for the token, not the Secret: labelledFor lists the clients the
+// token's Secrets are labelled for. When there is one, only that client's Habilitations
+// count; resources refused for a label stay out (their refusal is kept, see
+// refusedForLabel), so a label removed later hands the token to nobody else.
+func (b *tokenBindings) arbitrate(ctx context.Context, self injection.Binding, fp string) (verdict injection.Verdict, labelledFor []string, err error) {
 	type bindingKey struct {
 		kind            injection.Kind
 		namespace, name string
@@ -45,19 +54,32 @@ func (b *tokenBindings) arbitrate(ctx context.Context, self injection.Binding, f
 
 	holders := &corev1.SecretList{}
 	if err := b.List(ctx, holders, client.MatchingFields{IndexSecretTokenFingerprints: fp}, client.UnsafeDisableDeepCopy); err != nil {
-		return injection.Verdict{}, fmt.Errorf("listing Secrets by token fingerprint: %w", err)
+		return injection.Verdict{}, nil, fmt.Errorf("listing Secrets by token fingerprint: %w", err)
+	}
+	for i := range holders.Items {
+		if c := holders.Items[i].Labels[jetonv1alpha1.LabelClient]; c != "" && !slices.Contains(labelledFor, c) {
+			labelledFor = append(labelledFor, c)
+		}
+	}
+	slices.Sort(labelledFor)
+	counts := func(kind injection.Kind, client string, conds []metav1.Condition) bool {
+		if refusedForLabel(conds) {
+			return false
+		}
+		if len(labelledFor) == 0 {
+			return true
+		}
+		return kind == injection.KindHabilitation && len(labelledFor) == 1 && labelledFor[0] == client
 	}
 	for i := range holders.Items {
 		s := &holders.Items[i]
 		habs := &jetonv1alpha1.HabilitationList{}
 		if err := b.List(ctx, habs, client.InNamespace(s.Namespace), client.MatchingFields{IndexTokenSecret: s.Name}, client.UnsafeDisableDeepCopy); err != nil {
-			return injection.Verdict{}, err
+			return injection.Verdict{}, nil, err
 		}
-		// A Secret labelled for a client binds nobody else (such resources are refused).
-		owner := s.Labels[jetonv1alpha1.LabelClient]
 		for j := range habs.Items {
 			o := &habs.Items[j]
-			if !o.DeletionTimestamp.IsZero() || (owner != "" && owner != o.Spec.ClientRef.Name) {
+			if !o.DeletionTimestamp.IsZero() || !counts(injection.KindHabilitation, o.Spec.ClientRef.Name, o.Status.Conditions) {
 				continue
 			}
 			// The Secret holds the token under some key; is it the key this one reads?
@@ -67,11 +89,11 @@ func (b *tokenBindings) arbitrate(ctx context.Context, self injection.Binding, f
 		}
 		tts := &jetonv1alpha1.TechnicalTokenList{}
 		if err := b.List(ctx, tts, client.InNamespace(s.Namespace), client.MatchingFields{IndexTokenSecret: s.Name}, client.UnsafeDisableDeepCopy); err != nil {
-			return injection.Verdict{}, err
+			return injection.Verdict{}, nil, err
 		}
 		for j := range tts.Items {
 			o := &tts.Items[j]
-			if !o.DeletionTimestamp.IsZero() || owner != "" {
+			if !o.DeletionTimestamp.IsZero() || !counts(injection.KindTechnicalToken, "", o.Status.Conditions) {
 				continue
 			}
 			if b.sourceFingerprint(ctx, o.Namespace, o.Spec.TokenSecretRef) == fp {
@@ -84,27 +106,36 @@ func (b *tokenBindings) arbitrate(ctx context.Context, self injection.Binding, f
 	// longer holds, or one outside the credentials namespaces).
 	tts := &jetonv1alpha1.TechnicalTokenList{}
 	if err := b.List(ctx, tts, client.MatchingFields{IndexTokenFingerprint: fp}, client.UnsafeDisableDeepCopy); err != nil {
-		return injection.Verdict{}, err
+		return injection.Verdict{}, nil, err
 	}
 	for i := range tts.Items {
 		o := &tts.Items[i]
-		add(injection.Binding{Kind: injection.KindTechnicalToken, Namespace: o.Namespace, Name: o.Name, Created: o.CreationTimestamp.Time})
+		if counts(injection.KindTechnicalToken, "", o.Status.Conditions) {
+			add(injection.Binding{Kind: injection.KindTechnicalToken, Namespace: o.Namespace, Name: o.Name, Created: o.CreationTimestamp.Time})
+		}
 	}
 	if self.Kind == injection.KindTechnicalToken {
 		// A Habilitation that recorded this token keeps it, even while its Secret is being
 		// replaced: a TechnicalToken never probes a token a client may still be using.
 		habs := &jetonv1alpha1.HabilitationList{}
 		if err := b.List(ctx, habs, client.MatchingFields{IndexTokenFingerprint: fp}, client.UnsafeDisableDeepCopy); err != nil {
-			return injection.Verdict{}, err
+			return injection.Verdict{}, nil, err
 		}
 		for i := range habs.Items {
 			o := &habs.Items[i]
-			if o.DeletionTimestamp.IsZero() {
+			if o.DeletionTimestamp.IsZero() && counts(injection.KindHabilitation, o.Spec.ClientRef.Name, o.Status.Conditions) {
 				add(injection.Binding{Kind: injection.KindHabilitation, Namespace: o.Namespace, Name: o.Name, Client: o.Spec.ClientRef.Name, Created: o.CreationTimestamp.Time})
 			}
 		}
 	}
-	return injection.Arbitrate(self, others), nil
+	return injection.Arbitrate(self, others), labelledFor, nil
+}
+
+// refusedForLabel reports whether a resource was refused because its token is labelled for
+// another client. The refusal is kept whatever the label says later: a resource placed
+// early on a Secret must not take the token the day a GitOps sync drops the label.
+func refusedForLabel(conds []metav1.Condition) bool {
+	return conditions.ReadyReason(conds) == jetonv1alpha1.ReasonSecretClientMismatch
 }
 
 // fingerprintMemo remembers the fingerprint of each source Secret key at a resourceVersion,

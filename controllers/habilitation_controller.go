@@ -51,6 +51,9 @@ const (
 	workloadPageSize = 100
 )
 
+// labelRefusalKept is the message of a resource refused for a label, on every pass after.
+const labelRefusalKept = "its token Secret was labelled (jeton.dev/client) for another client, so it was refused, and the refusal stands whatever the label says now: a resource placed early on a Secret must not take a client's token when the label goes. Delete and re-create it once it references its own token."
+
 // Events recorded on Habilitations besides the Ready reasons.
 const (
 	eventRotated   = "Rotated"
@@ -243,6 +246,10 @@ func (r *HabilitationReconciler) reconcile(ctx context.Context, h *jetonv1alpha1
 		return res, nil
 	}
 
+	if refusedForLabel(h.Status.Conditions) {
+		return failClosed(stalled(jetonv1alpha1.ReasonSecretClientMismatch, "%s", labelRefusalKept))
+	}
+
 	// The client, and a namespace it really owns.
 	c := &jetonv1alpha1.PublicClient{}
 	if err := r.Get(ctx, types.NamespacedName{Name: h.Spec.ClientRef.Name}, c); err != nil {
@@ -311,9 +318,14 @@ func (r *HabilitationReconciler) reconcile(ctx context.Context, h *jetonv1alpha1
 
 	// One token, one client.
 	self := injection.Binding{Kind: injection.KindHabilitation, Namespace: h.Namespace, Name: h.Name, Client: h.Spec.ClientRef.Name, Created: h.CreationTimestamp.Time}
-	verdict, err := r.bindings.arbitrate(ctx, self, fp)
+	verdict, labelledFor, err := r.bindings.arbitrate(ctx, self, fp)
 	if err != nil {
 		return result{}, err
+	}
+	if len(labelledFor) > 0 && (len(labelledFor) > 1 || labelledFor[0] != h.Spec.ClientRef.Name) {
+		return failClosed(stalled(jetonv1alpha1.ReasonSecretClientMismatch,
+			"the token in Secret %s/%s (fingerprint %s) is labelled for client %s (%s on a Secret holding it): it is not client %q's. Reference client %q's own token Secret.",
+			h.Namespace, ref.Name, fp, strings.Join(labelledFor, ", "), jetonv1alpha1.LabelClient, h.Spec.ClientRef.Name, h.Spec.ClientRef.Name))
 	}
 	switch verdict.Outcome {
 	case injection.TechnicalTokenReuse:

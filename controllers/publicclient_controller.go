@@ -277,7 +277,7 @@ func (r *PublicClientReconciler) claimNamespace(ctx context.Context, pc *jetonv1
 		created.Labels = isolation.NamespaceLabels(pc.Name, pc.Spec.Isolation.PodSecurity)
 		// The proof that jeton created it for this client: should this pass's status write
 		// be lost, the next pass still knows the namespace is this client's.
-		created.Annotations = map[string]string{jetonv1alpha1.AnnotationOwnerProof: isolation.CreatedProof(key, target, pc.Name, pc.UID)}
+		created.Annotations = map[string]string{jetonv1alpha1.AnnotationOwnerProof: isolation.CreatedProof(key, target, pc.Name, pc.UID, pc.Status.NamespaceUID)}
 		err := r.Create(ctx, created, publicClientFieldOwner)
 		if err == nil {
 			d.Origin = jetonv1alpha1.NamespaceCreated

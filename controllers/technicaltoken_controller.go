@@ -217,6 +217,10 @@ func (r *TechnicalTokenReconciler) reconcile(ctx context.Context, tt *jetonv1alp
 			"TechnicalTokens are honoured only in the credentials namespaces (%s); this one is not probed. Move it and its token Secret to a credentials namespace, or add %q to the operator's --credentials-namespaces flag.",
 			strings.Join(r.Options.CredentialsNamespaces, ", "), tt.Namespace)
 	}
+	if refusedForLabel(tt.Status.Conditions) {
+		tt.Status.TokenStatus = jetonv1alpha1.TokenStatus{}
+		return stall(jetonv1alpha1.ReasonSecretClientMismatch, "%s", labelRefusalKept)
+	}
 
 	// The token.
 	ref := tt.Spec.TokenSecretRef
@@ -276,9 +280,15 @@ func (r *TechnicalTokenReconciler) reconcile(ctx context.Context, tt *jetonv1alp
 	// One token, one client: a token an older Habilitation binds to a client is never
 	// probed, so no TechnicalToken can send a client's token anywhere.
 	self := injection.Binding{Kind: injection.KindTechnicalToken, Namespace: tt.Namespace, Name: tt.Name, Created: tt.CreationTimestamp.Time}
-	verdict, err := r.bindings.arbitrate(ctx, self, fp)
+	verdict, labelledFor, err := r.bindings.arbitrate(ctx, self, fp)
 	if err != nil {
 		return ttPass{}, err
+	}
+	if len(labelledFor) > 0 {
+		tt.Status.TokenStatus = jetonv1alpha1.TokenStatus{}
+		return stall(jetonv1alpha1.ReasonSecretClientMismatch,
+			"the token in Secret %s/%s is labelled for client %s (%s on a Secret holding it): a client's token is never used as a technical token, so it is not probed. Reference the vendor's own technical token Secret.",
+			tt.Namespace, ref.Name, strings.Join(labelledFor, ", "), jetonv1alpha1.LabelClient)
 	}
 	if verdict.Outcome != injection.Allowed {
 		return stall(jetonv1alpha1.ReasonTokenConflict,

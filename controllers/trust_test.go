@@ -284,7 +284,7 @@ func TestLookalikeOfALostNamespaceIsNeverAdopted(t *testing.T) {
 	pc.Status.Namespace, pc.Status.NamespaceUID, pc.Status.NamespaceOrigin = "victim", "old-ns-uid", jetonv1alpha1.NamespaceCreated
 	lookalike := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "victim", UID: "attacker-ns-uid",
 		Labels:      map[string]string{jetonv1alpha1.LabelClient: "victim"},
-		Annotations: map[string]string{jetonv1alpha1.AnnotationOwnerProof: isolation.CreatedProof(key, "victim", "victim", "client-uid")}}}
+		Annotations: map[string]string{jetonv1alpha1.AnnotationOwnerProof: isolation.CreatedProof(key, "victim", "victim", "client-uid", "")}}}
 	for pass := 1; pass <= 3; pass++ {
 		d := isolation.Decide(pc, lookalike, nil, key)
 		if d.Verdict != isolation.OwnedElsewhere {
@@ -317,11 +317,11 @@ func TestSecretLabelledForAClientServesOnlyThatClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), src) })
-	got := waitHab(t, early, metav1.ConditionFalse, jetonv1alpha1.ReasonSecretClientMismatch)
-	if msg := meta.FindStatusCondition(got.Status.Conditions, jetonv1alpha1.ConditionReady).Message; !strings.Contains(msg, owner.Name) {
-		t.Errorf("message %q does not name the client the Secret is for", msg)
+	waitHab(t, early, metav1.ConditionFalse, jetonv1alpha1.ReasonSecretClientMismatch)
+	// The event of the refusal names the client; the condition then keeps a fixed message.
+	if note := waitHabEvent(t, early, corev1.EventTypeWarning, jetonv1alpha1.ReasonSecretClientMismatch); !strings.Contains(note, owner.Name) {
+		t.Errorf("event %q does not name the client the Secret is for", note)
 	}
-	waitHabEvent(t, early, corev1.EventTypeWarning, jetonv1alpha1.ReasonSecretClientMismatch)
 	assertNoInjectedSecrets(t, squatter.TargetNamespace())
 
 	// The rightful Habilitation, newer than the squatter's, gets the token.
@@ -338,4 +338,91 @@ func TestSecretLabelledForAClientServesOnlyThatClient(t *testing.T) {
 		t.Errorf("the TechnicalToken probed or fingerprinted a client's token")
 	}
 	waitHab(t, h, metav1.ConditionTrue, jetonv1alpha1.ReasonInjected)
+}
+
+// labelledAndCopy creates a Secret labelled for client owner holding tok, and an unlabelled
+// Secret holding the same token (a legacy copy kept while moving to labels, say).
+func labelledAndCopy(t *testing.T, owner, tok string) (labelled, copied *corev1.Secret) {
+	t.Helper()
+	labelled = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: credNS, Name: uniqueName("labelled"),
+		Labels: map[string]string{jetonv1alpha1.LabelClient: owner}}, Data: tokenData(tok)}
+	if err := k8sClient.Create(context.Background(), labelled); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), labelled) })
+	return labelled, tokenSecret(t, credNS, tokenData(tok))
+}
+
+// The label belongs to the token, not to one Secret: an unlabelled copy of a labelled
+// token serves no other client and is never probed, even when named first.
+func TestLabelledTokenThroughAnUnlabelledCopy(t *testing.T) {
+	t.Parallel()
+	owner := habClient(t, "labowner")
+	squatter := habClient(t, "labsquat")
+	em, emURL := ttEmulator(t)
+	tok, id := ttMint(t, em, jetonv1alpha1.APIEntreprise, emulator.Healthy, emulator.MintOptions{})
+	labelled, copied := labelledAndCopy(t, owner.Name, tok)
+
+	squat := habFor(t, credNS, squatter.Name, copied.Name, nil)
+	tt := newTT(t, credNS, jetonv1alpha1.APIEntreprise, emURL, copied.Name, threshold(1))
+	waitHab(t, squat, metav1.ConditionFalse, jetonv1alpha1.ReasonSecretClientMismatch)
+	waitTT(t, tt, "SecretClientMismatch", ready(metav1.ConditionFalse, jetonv1alpha1.ReasonSecretClientMismatch))
+	waitNextSecond(t, getHab(t, squat))
+	waitNextSecond(t, tt)
+
+	rightful := habFor(t, credNS, owner.Name, labelled.Name, nil)
+	waitHab(t, rightful, metav1.ConditionTrue, jetonv1alpha1.ReasonInjected)
+	waitTarget(t, owner.TargetNamespace(), rightful.Name, tok)
+	assertNoInjectedSecrets(t, squatter.TargetNamespace())
+	if reqs := em.Requests(id); len(reqs) != 0 {
+		t.Errorf("%d probe request(s) carried a client's labelled token", len(reqs))
+	}
+}
+
+// A refusal for a label is kept: a Habilitation placed early on a Secret does not take the
+// token when a GitOps sync later drops the label.
+func TestLabelRefusalOutlivesTheLabel(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	owner := habClient(t, "keptowner")
+	squatter := habClient(t, "keptsquat")
+	tok := validToken(t)
+	name := uniqueName("token")
+
+	early := habFor(t, credNS, squatter.Name, name, nil)
+	waitHab(t, early, metav1.ConditionFalse, jetonv1alpha1.ReasonSecretNotFound)
+	waitNextSecond(t, getHab(t, early))
+	src := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: credNS, Name: name,
+		Labels: map[string]string{jetonv1alpha1.LabelClient: owner.Name}}, Data: tokenData(tok)}
+	if err := k8sClient.Create(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), src) })
+	waitHab(t, early, metav1.ConditionFalse, jetonv1alpha1.ReasonSecretClientMismatch)
+	h := habFor(t, credNS, owner.Name, name, nil)
+	waitHab(t, h, metav1.ConditionTrue, jetonv1alpha1.ReasonInjected)
+
+	// A GitOps sync drops the label; the source Secret's change reaches both Habilitations.
+	cur := &corev1.Secret{}
+	if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(src), cur); err != nil {
+		t.Fatal(err)
+	}
+	delete(cur.Labels, jetonv1alpha1.LabelClient)
+	cur.Data = tokenData(tok + "\n") // same token, new resourceVersion and data: both are reconciled
+	if err := k8sClient.Update(ctx, cur); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, habTimeout, "the early Habilitation's refusal kept after the label went", func(ctx context.Context) error {
+		got := &jetonv1alpha1.Habilitation{}
+		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(early), got); err != nil {
+			return err
+		}
+		if r := meta.FindStatusCondition(got.Status.Conditions, jetonv1alpha1.ConditionReady); r == nil || r.Reason != jetonv1alpha1.ReasonSecretClientMismatch || !strings.Contains(r.Message, "stands whatever the label says") {
+			return fmt.Errorf("Ready %+v", r)
+		}
+		return nil
+	})
+	assertNoInjectedSecrets(t, squatter.TargetNamespace())
+	waitHab(t, h, metav1.ConditionTrue, jetonv1alpha1.ReasonInjected)
+	waitTarget(t, owner.TargetNamespace(), h.Name, tok)
 }

@@ -168,10 +168,13 @@ type Decision struct {
 }
 
 // CreatedProof is the owner proof jeton writes on a namespace it creates for a client: an
-// HMAC over the namespace name and the client's name and UID. Nobody without the key can
-// write one, and it is worth nothing to another PublicClient, even one of the same name.
-func CreatedProof(key []byte, namespace, clientName string, clientUID types.UID) string {
-	return ownership.Proof(key, "created", namespace, clientName, string(clientUID))
+// HMAC over the namespace name, the client's name and UID, and the UID of the namespace the
+// client's status recorded before (empty for its first). Nobody without the key can write
+// one; it is worth nothing to another PublicClient, even one of the same name; and once
+// status records the new namespace, a copy of it on a look-alike is worth nothing either.
+// It lets the pass after a lost status write recognise the namespace jeton just created.
+func CreatedProof(key []byte, namespace, clientName string, clientUID, previousUID types.UID) string {
+	return ownership.Proof(key, "created", namespace, clientName, string(clientUID), string(previousUID))
 }
 
 // RetainedProof is the owner proof jeton writes on a namespace it created when its client
@@ -182,12 +185,12 @@ func RetainedProof(key []byte, namespace, clientName string, namespaceUID types.
 	return ownership.Proof(key, "retained", namespace, clientName, string(namespaceUID))
 }
 
-// provenByJeton reports whether ns carries an owner proof jeton wrote for client: at
-// creation (bound to this PublicClient's UID) or at its deletion with the namespace
-// retained (bound to the namespace's UID).
+// provenByJeton reports whether ns carries an owner proof jeton wrote for client: at its
+// creation, after the namespace status records now (a lost status write), or when a client
+// of this name was deleted and the namespace retained (bound to the namespace's UID).
 func provenByJeton(key []byte, client *jetonv1alpha1.PublicClient, ns *corev1.Namespace) bool {
 	got := ns.Annotations[jetonv1alpha1.AnnotationOwnerProof]
-	return ownership.Valid(key, got, "created", ns.Name, client.Name, string(client.UID)) ||
+	return ownership.Valid(key, got, "created", ns.Name, client.Name, string(client.UID), string(client.Status.NamespaceUID)) ||
 		ownership.Valid(key, got, "retained", ns.Name, client.Name, string(ns.UID))
 }
 
@@ -198,12 +201,17 @@ func provenByJeton(key []byte, client *jetonv1alpha1.PublicClient, ns *corev1.Na
 // A label proves nothing (anyone who can create a namespace can label it), so an existing
 // namespace is this client's only when:
 //  1. it is the very namespace (same UID) recorded in the client's status, or
-//  2. the client has no namespace recorded yet and the namespace carries an owner proof
-//     jeton wrote for this client (a creation whose status write was lost, or a namespace
-//     retained when a client of this name was deleted), or
-//  3. the status was written by a jeton that recorded no UID yet (upgrade), or
-//  4. the client asks for adoption (spec.adoptNamespace) and the namespace agrees (it
-//     carries the client's label, set by whoever administers it).
+//  2. it carries an owner proof jeton wrote for this client after what status records
+//     (a creation whose status write was lost) or when a client of this name was deleted
+//     and the namespace retained (bound to the namespace's UID), or
+//  3. no namespace was ever recorded with a UID, and either the status was written by a
+//     jeton that recorded none (upgrade), or the client asks for adoption
+//     (spec.adoptNamespace) and the namespace agrees (its administrator labelled it for
+//     the client).
+//
+// Once a namespace was recorded, a different one of that name is never taken for it, not
+// even on adoption: a look-alike created when the namespace was lost would otherwise be.
+// Re-creating the PublicClient starts afresh.
 //
 // A namespace labelled for another client is never this one's. While the namespace does
 // not exist, the first claimant (oldest, then smallest name) alone creates it, so two
@@ -230,9 +238,13 @@ func Decide(client *jetonv1alpha1.PublicClient, ns *corev1.Namespace, claimants 
 		return Decision{Verdict: Terminating, Message: fmt.Sprintf("namespace %s is being deleted; jeton creates it again once it is gone", name)}
 	case st.NamespaceUID != "" && st.NamespaceUID == ns.UID:
 		return Decision{Verdict: Owned, Origin: cmp.Or(st.NamespaceOrigin, jetonv1alpha1.NamespaceAdopted)}
-	case st.NamespaceUID == "" && provenByJeton(key, client, ns):
+	case provenByJeton(key, client, ns):
 		return Decision{Verdict: Owned, Origin: jetonv1alpha1.NamespaceCreated}
-	case st.NamespaceUID == "" && st.Namespace == name && labelled:
+	case st.NamespaceUID != "":
+		return Decision{Verdict: OwnedElsewhere, Message: fmt.Sprintf(
+			"namespace %s is not the namespace jeton set up for this client (that one was deleted, and this one created again by someone else); nothing is written into it. If it really belongs to this client, delete and re-create this PublicClient with spec.adoptNamespace: true, the namespace labelled %s=%s",
+			name, jetonv1alpha1.LabelClient, client.Name)}
+	case st.Namespace == name && labelled:
 		// Recorded by a jeton that kept no UID: trusted as before the upgrade, but never
 		// deleted, since nothing proves jeton created it.
 		return Decision{Verdict: Owned, Origin: jetonv1alpha1.NamespaceAdopted}
@@ -246,10 +258,6 @@ func Decide(client *jetonv1alpha1.PublicClient, ns *corev1.Namespace, claimants 
 		return Decision{Verdict: OwnedElsewhere, Message: fmt.Sprintf(
 			"namespace %s already exists and jeton did not create it; spec.adoptNamespace asks for it, but its administrator must agree too: label it %s=%s. Nothing is written into it meanwhile",
 			name, jetonv1alpha1.LabelClient, client.Name)}
-	case st.NamespaceUID != "":
-		return Decision{Verdict: OwnedElsewhere, Message: fmt.Sprintf(
-			"namespace %s is not the namespace jeton set up for this client (it was deleted and created again by someone else); nothing is written into it. If it really belongs to this client, set spec.adoptNamespace: true (jeton never deletes an adopted namespace)",
-			name)}
 	default:
 		return Decision{Verdict: OwnedElsewhere, Message: fmt.Sprintf(
 			"namespace %s already exists and jeton did not create it for this client; nothing is written into it. If it really belongs to this client, set spec.adoptNamespace: true and have its administrator label it %s=%s (jeton never deletes an adopted namespace); otherwise set spec.namespace to another namespace (recreate this PublicClient, the field is immutable)",
