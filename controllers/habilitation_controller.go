@@ -284,6 +284,9 @@ func (r *HabilitationReconciler) reconcile(ctx context.Context, h *jetonv1alpha1
 	ref := h.Spec.TokenSecretRef
 	key := cmp.Or(ref.Key, defaultTokenKey)
 	src := &corev1.Secret{}
+	if r.Options.isOwnerKey(h.Namespace, ref.Name) {
+		return failClosed(stalled(jetonv1alpha1.ReasonInvalidToken, ownerKeyRefused, h.Namespace, ref.Name))
+	}
 	if err := r.Get(ctx, types.NamespacedName{Namespace: h.Namespace, Name: ref.Name}, src); err != nil {
 		if !apierrors.IsNotFound(err) {
 			return result{}, err

@@ -21,6 +21,15 @@ const (
 	ownerKeySize       = 32
 )
 
+// ownerKeyRefused is the message of a resource naming the owner-proof key as its token.
+const ownerKeyRefused = "Secret %s/%s is jeton's owner-proof key, not a token: nothing reads it as one. Reference the Secret holding the token."
+
+// isOwnerKey reports whether namespace/name is the owner-proof key Secret, which no
+// Habilitation or TechnicalToken may read (not even to say why it is not a token).
+func (o Options) isOwnerKey(namespace, name string) bool {
+	return namespace == o.ownerKeyNamespace() && name == ownerKeySecretName
+}
+
 // ownerKey loads the owner-proof key once, creating it on first use. It reads from the API
 // server: the key is needed rarely (creating, re-adopting or releasing a namespace) and the
 // cache may not hold that namespace.

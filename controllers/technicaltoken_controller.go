@@ -226,6 +226,10 @@ func (r *TechnicalTokenReconciler) reconcile(ctx context.Context, tt *jetonv1alp
 	ref := tt.Spec.TokenSecretRef
 	secretKey := cmp.Or(ref.Key, "token")
 	src := &corev1.Secret{}
+	if r.Options.isOwnerKey(tt.Namespace, ref.Name) {
+		tt.Status.TokenStatus = jetonv1alpha1.TokenStatus{}
+		return stall(jetonv1alpha1.ReasonInvalidToken, ownerKeyRefused, tt.Namespace, ref.Name)
+	}
 	if err := r.Get(ctx, types.NamespacedName{Namespace: tt.Namespace, Name: ref.Name}, src); err != nil {
 		if !apierrors.IsNotFound(err) {
 			return ttPass{}, err

@@ -426,3 +426,21 @@ func TestLabelRefusalOutlivesTheLabel(t *testing.T) {
 	waitHab(t, h, metav1.ConditionTrue, jetonv1alpha1.ReasonInjected)
 	waitTarget(t, owner.TargetNamespace(), h.Name, tok)
 }
+
+// jeton's owner-proof key is nobody's token: no resource reads it, not even to say why it
+// is not a token.
+func TestOwnerKeyIsNoToken(t *testing.T) {
+	t.Parallel()
+	pc := habClient(t, "keyreader")
+	ownerProofKey(t) // the key exists
+	h := habFor(t, credNS, pc.Name, ownerKeySecretName, func(h *jetonv1alpha1.Habilitation) { h.Spec.TokenSecretRef.Key = ownerKeyDataKey })
+	got := waitHab(t, h, metav1.ConditionFalse, jetonv1alpha1.ReasonInvalidToken)
+	if msg := meta.FindStatusCondition(got.Status.Conditions, jetonv1alpha1.ConditionReady).Message; !strings.Contains(msg, "owner-proof key") || strings.Contains(msg, "byte") {
+		t.Errorf("message %q", msg)
+	}
+	tt := newTT(t, credNS, jetonv1alpha1.APIEntreprise, "http://"+unreachableAPIHost, ownerKeySecretName, func(tt *jetonv1alpha1.TechnicalToken) {
+		tt.Spec.TokenSecretRef.Key = ownerKeyDataKey
+	})
+	waitTT(t, tt, "InvalidToken", ready(metav1.ConditionFalse, jetonv1alpha1.ReasonInvalidToken))
+	assertNoInjectedSecrets(t, pc.TargetNamespace())
+}
