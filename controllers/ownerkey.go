@@ -56,7 +56,7 @@ func (k *ownerKey) get(ctx context.Context) ([]byte, error) {
 				k.key = key
 				return key, nil
 			}
-			return nil, fmt.Errorf("Secret %s/%s holds no %d-byte key %q: delete it and jeton creates a new one (re-created clients then need spec.adoptNamespace to re-adopt their retained namespaces)",
+			return nil, fmt.Errorf("the owner-proof key Secret %s/%s holds no %d-byte key %q: delete it and jeton creates a new one (re-created clients then need spec.adoptNamespace to re-adopt their retained namespaces)",
 				k.namespace, ownerKeySecretName, ownerKeySize, ownerKeyDataKey)
 		}
 		if !apierrors.IsNotFound(err) {

@@ -15,6 +15,7 @@ var (
 	GroupVersion = schema.GroupVersion{Group: "jeton.dev", Version: "v1alpha1"}
 
 	// SchemeBuilder registers the types of this API with a runtime.Scheme.
+	//lint:ignore SA1019 the kubebuilder scaffold's builder; the api package already depends on controller-runtime for it.
 	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
 
 	// AddToScheme adds the types of this API to a runtime.Scheme.
