@@ -202,11 +202,14 @@ func classifyOK(api jetonv1alpha1.API, r Result, b body, parsed bool) Result {
 		// GraphQL answers 200 for field-level errors: data is null and errors say why.
 		// Decoded, not matched as text: `"demarche": null` and `{"data":{}}` are no démarche
 		// either (found by FuzzClassify).
+		// A démarche is an object whose id, when present, is a string (GraphQL IDs are);
+		// anything else is not the documented answer (found by FuzzClassify).
 		var data struct {
-			Demarche json.RawMessage `json:"demarche"`
+			Demarche *struct {
+				ID string `json:"id"`
+			} `json:"demarche"`
 		}
-		_ = json.Unmarshal(b.Data, &data)
-		if !strings.HasPrefix(string(data.Demarche), "{") || len(b.Errors) > 0 {
+		if json.Unmarshal(b.Data, &data) != nil || data.Demarche == nil || len(b.Errors) > 0 {
 			switch r.Code {
 			case "unauthorized":
 				r.Reason = jetonv1alpha1.ReasonInsufficientPrivileges
