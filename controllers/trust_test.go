@@ -299,25 +299,11 @@ func TestLookalikeOfALostNamespaceIsNeverAdopted(t *testing.T) {
 // the Secret or the rightful Habilitation exists), nor probe it as a technical token.
 func TestSecretLabelledForAClientServesOnlyThatClient(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	owner := habClient(t, "rightful")
 	squatter := habClient(t, "squatter")
 	tok := validToken(t)
-	name := uniqueName("token")
-
-	// The editor names the Secret before it is delivered.
-	early := habFor(t, credNS, squatter.Name, name, nil)
-	waitHab(t, early, metav1.ConditionFalse, jetonv1alpha1.ReasonSecretNotFound)
-	waitNextSecond(t, getHab(t, early))
-
-	// The credentials admin delivers client owner's token, labelled for it.
-	src := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: credNS, Name: name,
-		Labels: map[string]string{jetonv1alpha1.LabelClient: owner.Name}}, Data: tokenData(tok)}
-	if err := k8sClient.Create(ctx, src); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), src) })
-	waitHab(t, early, metav1.ConditionFalse, jetonv1alpha1.ReasonSecretClientMismatch)
+	early, src := squatThenDeliver(t, owner.Name, squatter.Name, tok)
+	name := src.Name
 	// The event of the refusal names the client; the condition then keeps a fixed message.
 	if note := waitHabEvent(t, early, corev1.EventTypeWarning, jetonv1alpha1.ReasonSecretClientMismatch); !strings.Contains(note, owner.Name) {
 		t.Errorf("event %q does not name the client the Secret is for", note)
@@ -344,13 +330,34 @@ func TestSecretLabelledForAClientServesOnlyThatClient(t *testing.T) {
 // Secret holding the same token (a legacy copy kept while moving to labels, say).
 func labelledAndCopy(t *testing.T, owner, tok string) (labelled, copied *corev1.Secret) {
 	t.Helper()
-	labelled = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: credNS, Name: uniqueName("labelled"),
+	return labelledSecret(t, uniqueName("labelled"), owner, tok), tokenSecret(t, credNS, tokenData(tok))
+}
+
+// labelledSecret creates Secret name of the credentials namespace holding tok, labelled
+// for client owner, as a credentials admin delivers it.
+func labelledSecret(t *testing.T, name, owner, tok string) *corev1.Secret {
+	t.Helper()
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: credNS, Name: name,
 		Labels: map[string]string{jetonv1alpha1.LabelClient: owner}}, Data: tokenData(tok)}
-	if err := k8sClient.Create(context.Background(), labelled); err != nil {
+	if err := k8sClient.Create(context.Background(), s); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), labelled) })
-	return labelled, tokenSecret(t, credNS, tokenData(tok))
+	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), s) })
+	return s
+}
+
+// squatThenDeliver plays an editor naming a token Secret for client squatter before it is
+// delivered, then the credentials admin delivering it with owner's token, labelled for
+// owner; it returns once the squatter's Habilitation is refused for the label.
+func squatThenDeliver(t *testing.T, owner, squatter, tok string) (*jetonv1alpha1.Habilitation, *corev1.Secret) {
+	t.Helper()
+	name := uniqueName("token")
+	early := habFor(t, credNS, squatter, name, nil)
+	waitHab(t, early, metav1.ConditionFalse, jetonv1alpha1.ReasonSecretNotFound)
+	waitNextSecond(t, getHab(t, early))
+	src := labelledSecret(t, name, owner, tok)
+	waitHab(t, early, metav1.ConditionFalse, jetonv1alpha1.ReasonSecretClientMismatch)
+	return early, src
 }
 
 // The label belongs to the token, not to one Secret: an unlabelled copy of a labelled
@@ -387,18 +394,8 @@ func TestLabelRefusalOutlivesTheLabel(t *testing.T) {
 	owner := habClient(t, "keptowner")
 	squatter := habClient(t, "keptsquat")
 	tok := validToken(t)
-	name := uniqueName("token")
-
-	early := habFor(t, credNS, squatter.Name, name, nil)
-	waitHab(t, early, metav1.ConditionFalse, jetonv1alpha1.ReasonSecretNotFound)
-	waitNextSecond(t, getHab(t, early))
-	src := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: credNS, Name: name,
-		Labels: map[string]string{jetonv1alpha1.LabelClient: owner.Name}}, Data: tokenData(tok)}
-	if err := k8sClient.Create(ctx, src); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), src) })
-	waitHab(t, early, metav1.ConditionFalse, jetonv1alpha1.ReasonSecretClientMismatch)
+	early, src := squatThenDeliver(t, owner.Name, squatter.Name, tok)
+	name := src.Name
 	h := habFor(t, credNS, owner.Name, name, nil)
 	waitHab(t, h, metav1.ConditionTrue, jetonv1alpha1.ReasonInjected)
 
