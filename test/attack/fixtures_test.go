@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -23,6 +22,7 @@ import (
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
 	"github.com/jeton-dev/jeton/internal/emulator"
 	"github.com/jeton-dev/jeton/internal/injection"
+	"github.com/jeton-dev/jeton/internal/testenv"
 	"github.com/jeton-dev/jeton/internal/token"
 )
 
@@ -53,7 +53,7 @@ func newClient(t *testing.T, name string, mutate func(*jetonv1alpha1.PublicClien
 	t.Helper()
 	pc := &jetonv1alpha1.PublicClient{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec:       jetonv1alpha1.PublicClientSpec{DisplayName: "Commune " + name, SIRET: randomSIRET()},
+		Spec:       jetonv1alpha1.PublicClientSpec{DisplayName: "Commune " + name, SIRET: testenv.RandomSIRET(rng)},
 	}
 	if mutate != nil {
 		mutate(pc)
@@ -379,39 +379,6 @@ func tenantClient(t *testing.T, ns string) client.Client {
 		t.Fatalf("the tenant of %s listing Secrets of the credentials namespace: %v, want Forbidden", ns, err)
 	}
 	return c
-}
-
-// workload is a Deployment that reads Secret secret through envFrom, as client
-// applications do; nothing runs it (no controller-manager), jeton only patches it.
-func workload(namespace, name, secret string) *appsv1.Deployment {
-	labels := map[string]string{"app": name}
-	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
-		Spec: appsv1.DeploymentSpec{
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					SecurityContext: &corev1.PodSecurityContext{
-						RunAsNonRoot:   ptr.To(true),
-						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-					},
-					Containers: []corev1.Container{{
-						Name:  "app",
-						Image: "registry.example/teleservice:1",
-						EnvFrom: []corev1.EnvFromSource{{
-							Prefix:    "API_",
-							SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: secret}},
-						}},
-						SecurityContext: &corev1.SecurityContext{
-							AllowPrivilegeEscalation: ptr.To(false),
-							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-						},
-					}},
-				},
-			},
-		},
-	}
 }
 
 // clientStillServed checks that a client's Habilitation is still Ready/Injected and its

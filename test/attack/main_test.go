@@ -47,7 +47,6 @@ import (
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
 	"github.com/jeton-dev/jeton/internal/emulator"
-	"github.com/jeton-dev/jeton/internal/siret"
 	"github.com/jeton-dev/jeton/internal/testenv"
 	"github.com/jeton-dev/jeton/internal/token"
 )
@@ -630,23 +629,4 @@ func suffix() string {
 		b[i] = letters[rng.IntN(len(letters))]
 	}
 	return string(b)
-}
-
-// randomSIRET returns a valid SIRET (14 digits, Luhn checksum) outside La Poste's SIREN.
-func randomSIRET() string {
-	for {
-		b := make([]byte, 13, 14)
-		for i := range b {
-			b[i] = byte('0' + rng.IntN(10))
-		}
-		if strings.HasPrefix(string(b), "356000000") {
-			continue
-		}
-		for d := byte('0'); d <= '9'; d++ {
-			s := string(append(b, d))
-			if siret.Validate(s) == nil {
-				return s
-			}
-		}
-	}
 }

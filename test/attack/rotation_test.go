@@ -14,6 +14,7 @@ import (
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
 	"github.com/jeton-dev/jeton/internal/injection"
+	"github.com/jeton-dev/jeton/internal/testenv"
 	"github.com/jeton-dev/jeton/internal/token"
 )
 
@@ -29,7 +30,7 @@ func TestForgedRotation(t *testing.T) {
 	habName := "rot-" + sfx
 	readyClient(t, clientR)
 	tenant := tenantClient(t, clientR)
-	dep := workload(clientR, "teleservice", habName)
+	dep := testenv.Workload(clientR, "teleservice", habName)
 	if err := tenant.Create(ctx, dep); err != nil {
 		t.Fatal(err)
 	}

@@ -15,12 +15,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
 	"github.com/jeton-dev/jeton/internal/emulator"
 	"github.com/jeton-dev/jeton/internal/injection"
+	"github.com/jeton-dev/jeton/internal/testenv"
 	"github.com/jeton-dev/jeton/internal/token"
 )
 
@@ -56,13 +56,13 @@ func createTenant(t *testing.T, ctx context.Context, r *rand.Rand, emu *emulator
 	if r.IntN(2) == 1 {
 		api = jetonv1alpha1.APIParticulier
 	}
-	tn := &tenant{client: name, siret: randomSIRET(r), credNS: credNS, hab: name + "-hab", api: api}
+	tn := &tenant{client: name, siret: testenv.RandomSIRET(r), credNS: credNS, hab: name + "-hab", api: api}
 	tn.token, tn.tokenID = mint(t, emu, api)
 
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: tn.client, Labels: map[string]string{jetonv1alpha1.LabelClient: tn.client}}}
 	objs := []client.Object{
 		ns,
-		workload(tn.client, tn.hab),
+		testenv.Workload(tn.client, "teleservice", tn.hab),
 		&jetonv1alpha1.PublicClient{
 			ObjectMeta: metav1.ObjectMeta{Name: tn.client},
 			// The namespace exists first (with its workload): adopted on request.
@@ -112,39 +112,6 @@ func rotate(t *testing.T, ctx context.Context, emu *emulator.Server, tn *tenant)
 		Data: map[string][]byte{"token": []byte(tn.token)}}
 	if err := env.Client.Update(ctx, s); err != nil {
 		t.Fatalf("rotating the token of %s: %v", tn.hab, err)
-	}
-}
-
-// workload is a Deployment that reads the target Secret through envFrom, as client
-// applications do; nothing runs it (no controller-manager), jeton only patches it.
-func workload(namespace, secret string) *appsv1.Deployment {
-	labels := map[string]string{"app": "teleservice"}
-	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "teleservice"},
-		Spec: appsv1.DeploymentSpec{
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					SecurityContext: &corev1.PodSecurityContext{
-						RunAsNonRoot:   ptr.To(true),
-						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-					},
-					Containers: []corev1.Container{{
-						Name:  "app",
-						Image: "registry.example/teleservice:1",
-						EnvFrom: []corev1.EnvFromSource{{
-							Prefix:    "API_",
-							SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: secret}},
-						}},
-						SecurityContext: &corev1.SecurityContext{
-							AllowPrivilegeEscalation: ptr.To(false),
-							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-						},
-					}},
-				},
-			},
-		},
 	}
 }
 

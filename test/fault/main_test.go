@@ -22,7 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jeton-dev/jeton/internal/siret"
 	"github.com/jeton-dev/jeton/internal/testenv"
 )
 
@@ -191,25 +190,6 @@ func (o *operator) running() bool {
 // family has no such sample.
 func (o *operator) metric(name string, labels ...string) (sum float64, found bool, err error) {
 	return testenv.ScrapeMetric("http://"+o.metricsAddr+"/metrics", name, labels...)
-}
-
-// randomSIRET returns a valid SIRET (14 digits, Luhn checksum) outside La Poste's SIREN.
-func randomSIRET(r *rand.Rand) string {
-	for {
-		b := make([]byte, 13, 14)
-		for i := range b {
-			b[i] = byte('0' + r.IntN(10))
-		}
-		if strings.HasPrefix(string(b), "356000000") {
-			continue
-		}
-		for d := byte('0'); d <= '9'; d++ {
-			s := string(append(b, d))
-			if siret.Validate(s) == nil {
-				return s
-			}
-		}
-	}
 }
 
 // suffix returns a short random DNS-label suffix, so that the cluster-scoped objects of

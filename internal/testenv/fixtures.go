@@ -1,0 +1,65 @@
+package testenv
+
+import (
+	"math/rand/v2"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/jeton-dev/jeton/internal/siret"
+)
+
+// RandomSIRET returns a valid SIRET (14 digits, Luhn checksum) outside La Poste's SIREN.
+func RandomSIRET(r *rand.Rand) string {
+	for {
+		b := make([]byte, 13, 14)
+		for i := range b {
+			b[i] = byte('0' + r.IntN(10))
+		}
+		if strings.HasPrefix(string(b), "356000000") {
+			continue
+		}
+		for d := byte('0'); d <= '9'; d++ {
+			if s := string(append(b, d)); siret.Validate(s) == nil {
+				return s
+			}
+		}
+	}
+}
+
+// Workload is a Deployment named name in namespace that reads Secret secret through
+// envFrom, compliant with the restricted Pod Security level as client applications are;
+// nothing runs it in the tests (no controller-manager), jeton only patches it.
+func Workload(namespace, name, secret string) *appsv1.Deployment {
+	labels := map[string]string{"app": name}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					SecurityContext: &corev1.PodSecurityContext{
+						RunAsNonRoot:   ptr.To(true),
+						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+					},
+					Containers: []corev1.Container{{
+						Name:  "app",
+						Image: "registry.example/teleservice:1",
+						EnvFrom: []corev1.EnvFromSource{{
+							Prefix:    "API_",
+							SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: secret}},
+						}},
+						SecurityContext: &corev1.SecurityContext{
+							AllowPrivilegeEscalation: ptr.To(false),
+							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+						},
+					}},
+				},
+			},
+		},
+	}
+}
