@@ -83,6 +83,11 @@ bench: control-plane ## Benchmark the operator on a local control plane (about 1
 build: ## Build the manager binary into bin/jeton.
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/jeton ./cmd
 
+.PHONY: plugin
+plugin: ## Build the kubectl plugin into bin/kubectl-jeton (with bin/kubectl_complete-jeton for `kubectl jeton <TAB>`).
+	CGO_ENABLED=0 go build -trimpath -o $(BIN)/kubectl-jeton ./cmd/kubectl-jeton
+	install -m 0755 $(ROOT)/cmd/kubectl-jeton/kubectl_complete-jeton $(BIN)/kubectl_complete-jeton
+
 .PHONY: run
 run: build ## Run the manager from your machine against the cluster of the current KUBECONFIG.
 	$(BIN)/jeton --credentials-namespaces=$(CREDENTIALS_NAMESPACES)

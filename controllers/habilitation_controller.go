@@ -107,6 +107,8 @@ func setupHabilitationReconciler(mgr ctrl.Manager, opts Options, key *ownerKey) 
 func (r *HabilitationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("habilitation").
+		// Every update passes, an on-demand request (jeton.dev/requested-at) too: a
+		// predicate added here must let requestedAtChanged through.
 		For(&jetonv1alpha1.Habilitation{}).
 		// A Habilitation that changes or leaves its token frees or takes it: re-evaluate every
 		// other Habilitation holding the same token (the refused ones wait on this).
@@ -208,6 +210,9 @@ func (r *HabilitationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}
 	res.mark(&h.Status.Conditions, h.Generation, res.reason, res.message)
 	h.Status.ObservedGeneration = h.Generation
+	// A pass that only waits for the client's namespace leaves a request pending: the
+	// pass after it gives the answer worth reporting.
+	handleRequest(h, &h.Status.RequestStatus)
 	if !equality.Semantic.DeepEqual(orig.Status, h.Status) {
 		// Optimistic lock: a pass that read a stale copy (a watch event can outrun the
 		// cache's view of this object's last status write) must not record a transition

@@ -98,6 +98,7 @@ func (r *PublicClientReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	base := pc.DeepCopy()
 	result, err := r.reconcile(ctx, pc, base)
 	pc.Status.ObservedGeneration = pc.Generation
+	handleRequest(pc, &pc.Status.RequestStatus)
 	if !equality.Semantic.DeepEqual(base.Status, pc.Status) {
 		if perr := r.Status().Patch(ctx, pc, client.MergeFrom(base)); perr != nil {
 			err = errors.Join(err, fmt.Errorf("updating status: %w", perr))
@@ -454,7 +455,7 @@ func (r *PublicClientReconciler) SetupWithManager(ctx context.Context, mgr ctrl.
 		Named("publicclient").
 		// Spec changes and deletion; not our own status writes.
 		For(&jetonv1alpha1.PublicClient{}, builder.WithPredicates(predicate.Or(
-			predicate.GenerationChangedPredicate{}, deletionRequested{}))).
+			predicate.GenerationChangedPredicate{}, deletionRequested{}, requestedAtChanged{}))).
 		// A deleted client may free a namespace another client was waiting for.
 		Watches(&jetonv1alpha1.PublicClient{}, handler.EnqueueRequestsFromMapFunc(r.rivalClients),
 			builder.WithPredicates(predicate.Funcs{

@@ -97,8 +97,9 @@ func setupTechnicalTokenReconciler(mgr ctrl.Manager, opts Options) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("technicaltoken").
 		// Status writes (ours) do not bump the generation: ignoring them avoids a second
-		// pass per probe.
-		For(&jetonv1alpha1.TechnicalToken{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// pass per probe. An on-demand request (jeton.dev/requested-at) gets its pass.
+		For(&jetonv1alpha1.TechnicalToken{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, requestedAtChanged{}))).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.mapSecret)).
 		// A Habilitation taking or leaving a token refuses or frees the TechnicalTokens
 		// naming the same token.
@@ -128,6 +129,9 @@ type ttPass struct {
 	// previous result consumed, else the executor would refuse it).
 	submit  *probe.Job
 	requeue time.Duration
+	// awaitsProbe: the on-demand request is answered by a probe not recorded yet (in
+	// flight, or held back by the gate), so it is not marked handled in this pass.
+	awaitsProbe bool
 }
 
 type ttEvent struct {
@@ -158,6 +162,9 @@ func (r *TechnicalTokenReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	}
 	pass.mark(&tt.Status.Conditions, tt.Generation, pass.reason, pass.message)
 	tt.Status.ObservedGeneration = tt.Generation
+	if !pass.awaitsProbe {
+		handleRequest(tt, &tt.Status.RequestStatus)
+	}
 	if old := conditions.ReadyReason(orig.Status.Conditions); old != pass.reason && reportedReasons[pass.reason] {
 		pass.events = append(pass.events, ttEvent{warning: true, reason: pass.reason, action: "Reconcile", note: pass.message})
 	}
@@ -309,6 +316,11 @@ func (r *TechnicalTokenReconciler) reconcile(ctx context.Context, tt *jetonv1alp
 
 	// A new token or a new spec is probed at once rather than at the next interval.
 	probeNow := prevFP != fp || prevGen != tt.Generation
+	// So is an on-demand request: answered by the result of a probe submitted for it, with
+	// the same gate as any probe (one in flight, Retry-After, host backoff); or at once
+	// when no probe can be sent (stalled, suspended).
+	req := requestedAt(tt)
+	pending := req != "" && req != tt.Status.LastHandledRequestedAt
 	// A finished probe about this very token goes into status; one about a token that has
 	// since been replaced says nothing about the new one and is dropped.
 	if f, ok := r.Executor.Result(key); ok {
@@ -316,11 +328,14 @@ func (r *TechnicalTokenReconciler) reconcile(ctx context.Context, tt *jetonv1alp
 			pass.events = append(pass.events, recordProbe(&tt.Status, f, threshold)...)
 			pass.consumed = &f
 			probeNow = probeNow || f.Generation != tt.Generation
+			pending = pending && f.Request != req
 		} else {
 			r.Executor.Consume(key)
 			probeNow = true
 		}
 	}
+
+	probeNow = probeNow || pending
 
 	// Expiry.
 	renewBefore := ttDefaultRenewBefore
@@ -348,6 +363,7 @@ func (r *TechnicalTokenReconciler) reconcile(ctx context.Context, tt *jetonv1alp
 			last = &t
 		}
 		due := probe.NextProbe(string(tt.UID), last, r.interval(tt), r.Executor.NotBefore(key, baseURL))
+		pass.awaitsProbe = pending
 		if due.After(now) {
 			tt.Status.NextProbeTime = ptrTime(due)
 			pass.requeue = minPositive(pass.requeue, due.Sub(now))
@@ -360,7 +376,10 @@ func (r *TechnicalTokenReconciler) reconcile(ctx context.Context, tt *jetonv1alp
 			if tt.Spec.DemarcheNumber != nil {
 				number = *tt.Spec.DemarcheNumber
 			}
-			pass.submit = &probe.Job{Key: key, Fingerprint: fp, Generation: tt.Generation, Target: probe.Target{
+			if !pending {
+				req = ""
+			}
+			pass.submit = &probe.Job{Key: key, Fingerprint: fp, Generation: tt.Generation, Request: req, Target: probe.Target{
 				API: tt.Spec.API, BaseURL: baseURL, Token: tok, DemarcheNumber: number, Timeout: timeout}}
 			// Due now: keep a due time already passed, so the passes while the probe is
 			// in flight do not rewrite status.

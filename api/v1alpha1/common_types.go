@@ -71,6 +71,17 @@ type TokenStatus struct {
 	Scopes []string `json:"scopes,omitempty"`
 }
 
+// RequestStatus records the last on-demand request (annotation jeton.dev/requested-at)
+// the operator handled.
+type RequestStatus struct {
+	// lastHandledRequestedAt is the value of the jeton.dev/requested-at annotation when the
+	// operator last handled it: equal to the annotation once the pass it asked for is done
+	// (for a TechnicalToken: once the probe it asked for is recorded, or found impossible).
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	LastHandledRequestedAt string `json:"lastHandledRequestedAt,omitempty"`
+}
+
 // Condition types. Ready is always present; Reconciling and Stalled are kstatus
 // "abnormal-true" conditions, present only while true.
 const (
@@ -142,6 +153,15 @@ const (
 	// AnnotationRestartedFor is the pod-template annotation that restarts a workload: it holds
 	// the fingerprints of the jeton Secrets the workload uses, so the same token never restarts twice.
 	AnnotationRestartedFor = "jeton.dev/restarted-for"
+	// AnnotationRequestedAt asks the operator to act on a resource now, as Flux's
+	// reconcile.fluxcd.io/requestedAt does: set it to a new value (kubectl jeton writes a
+	// timestamp) and the resource gets a pass at once; a TechnicalToken is probed, through
+	// the same gate as every probe (one request in flight, Retry-After, host backoff). The
+	// status records the value handled in lastHandledRequestedAt. Values longer than
+	// RequestedAtMaxLength are ignored.
+	AnnotationRequestedAt = "jeton.dev/requested-at"
+	// RequestedAtMaxLength bounds the annotation value the operator copies into status.
+	RequestedAtMaxLength = 64
 	// FinalizerCleanup is the finalizer jeton sets on its resources (never on a Namespace) so
 	// that deleting one removes the Secrets it caused to be injected: credentials fail closed.
 	FinalizerCleanup = "jeton.dev/cleanup"

@@ -134,6 +134,8 @@ type HabilitationStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
+	RequestStatus `json:",inline"`
+
 	TokenStatus `json:",inline"`
 
 	// targetSecret is the Secret jeton wrote in the client namespace.

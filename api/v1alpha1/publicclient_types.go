@@ -116,6 +116,8 @@ type PublicClientStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
+	RequestStatus `json:",inline"`
+
 	// namespace is the client namespace jeton manages for this client.
 	// +optional
 	Namespace string `json:"namespace,omitempty"`

@@ -95,6 +95,8 @@ type TechnicalTokenStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
+	RequestStatus `json:",inline"`
+
 	TokenStatus `json:",inline"`
 
 	// lastProbeTime is when the last probe finished.

@@ -21,6 +21,9 @@ type Job struct {
 	// resource generation), so a result about an older token or spec can be told apart.
 	Fingerprint string
 	Generation  int64
+	// Request is the on-demand request (annotation jeton.dev/requested-at) this probe
+	// answers, if any: its result, and no other, marks the request handled.
+	Request string
 }
 
 // Host returns the host (and port) the job talks to: the unit of the host-wide backoff.
@@ -39,6 +42,7 @@ type Finished struct {
 	Outcome
 	Fingerprint string
 	Generation  int64
+	Request     string
 }
 
 // ExecutorOptions configure an Executor. Zero values take the defaults.
@@ -258,7 +262,7 @@ func (e *Executor) next(ctx context.Context) bool {
 		}
 	} else {
 		en.state = finished
-		en.result = Finished{Outcome: out, Fingerprint: job.Fingerprint, Generation: job.Generation}
+		en.result = Finished{Outcome: out, Fingerprint: job.Fingerprint, Generation: job.Generation, Request: job.Request}
 	}
 	e.mu.Unlock()
 	if ctx.Err() == nil && e.opts.Notify != nil {
