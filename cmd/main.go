@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -265,6 +266,15 @@ func main() {
 		os.Exit(1)
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&cfg.zap)))
+	limit, err := softMemoryLimit(os.Getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "jeton:", err)
+		os.Exit(1)
+	}
+	if limit > 0 {
+		debug.SetMemoryLimit(limit)
+		ctrl.Log.WithName("setup").Info("Go soft memory limit set to 90% of the container's", "bytes", limit)
+	}
 	if err := run(ctrl.SetupSignalHandler(), cfg); err != nil {
 		ctrl.Log.Error(err, "manager stopped with an error")
 		os.Exit(1)

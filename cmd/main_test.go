@@ -175,3 +175,25 @@ func TestIsLoopback(t *testing.T) {
 		}
 	}
 }
+
+func TestSoftMemoryLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		want    int64
+		wantErr bool
+	}{
+		{"no limit given", nil, 0, false},
+		{"256Mi limit from the downward API", map[string]string{memoryLimitEnv: "268435456"}, 241591905, false},
+		{"GOMEMLIMIT wins: the runtime applies it itself", map[string]string{memoryLimitEnv: "268435456", "GOMEMLIMIT": "100MiB"}, 0, false},
+		{"not a byte count", map[string]string{memoryLimitEnv: "256Mi"}, 0, true},
+		{"zero", map[string]string{memoryLimitEnv: "0"}, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := softMemoryLimit(func(k string) string { return tc.env[k] })
+			if (err != nil) != tc.wantErr || got != tc.want {
+				t.Errorf("softMemoryLimit = %d, %v; want %d, error %v", got, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+}

@@ -89,16 +89,19 @@ type HabilitationReconciler struct {
 	bindings tokenBindings
 	// ownerKey signs the Secrets jeton injects (injection.SecretProof).
 	ownerKey *ownerKey
+	// writes tells a stale cache copy from a current one.
+	writes *ownWrites
 }
 
-func setupHabilitationReconciler(mgr ctrl.Manager, opts Options, key *ownerKey) error {
+func setupHabilitationReconciler(mgr ctrl.Manager, opts Options, key *ownerKey, writes *ownWrites) error {
 	r := &HabilitationReconciler{
-		Client:    mgr.GetClient(),
+		Client:    recordingClient{Client: mgr.GetClient(), writes: writes},
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("jeton"),
 		Options:   opts,
 		bindings:  tokenBindings{Reader: mgr.GetClient()},
 		ownerKey:  key,
+		writes:    writes,
 	}
 	return r.SetupWithManager(mgr)
 }
@@ -170,6 +173,9 @@ func (r *HabilitationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, err
 	}
 
+	if r.writes.behind(h) {
+		return ctrl.Result{RequeueAfter: cacheCatchUp}, nil
+	}
 	if !h.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.finalize(ctx, h)
 	}
@@ -566,9 +572,26 @@ func (r *HabilitationReconciler) applyTarget(ctx context.Context, h *jetonv1alph
 	if err == nil && injection.ManagedBy(existing, h) && injection.UpToDate(existing, desired) {
 		return false, false, nil
 	}
-	if err == nil || apierrors.IsNotFound(err) {
-		// The cache holds managed Secrets in digest form, and no other Secret of a client
-		// namespace: read the Secret itself, to see whose it is and what it holds.
+	if apierrors.IsNotFound(err) {
+		// The cache holds every Secret jeton manages, and no other Secret of a client
+		// namespace: this one is absent, or someone else's. Create tells which in the one
+		// request a new client needs anyway (no read first); it never touches a Secret that
+		// exists. The Secret's later writes are server-side applies by the same field
+		// manager: this first one is recorded as an update, which changes nothing in
+		// practice, as jeton always applies the full Secret and recreates it when keys
+		// must go (below).
+		err = r.Create(ctx, desired.DeepCopy(), client.FieldOwner(jetonv1alpha1.ManagedByValue))
+		if err == nil {
+			log.FromContext(ctx).V(1).Info("injected token", "secret", key.String(), "fingerprint", desired.Annotations[jetonv1alpha1.AnnotationTokenFingerprint])
+			return true, false, nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return false, false, fmt.Errorf("creating Secret %s: %w", key, err)
+		}
+	}
+	if err == nil || apierrors.IsAlreadyExists(err) {
+		// The cache holds managed Secrets in digest form: read the Secret itself, to see
+		// whose it is and what it holds.
 		existing = &corev1.Secret{}
 		err = r.APIReader.Get(ctx, key, existing)
 		if apierrors.IsNotFound(err) {
@@ -625,11 +648,7 @@ func hasForeignKeys(have, want map[string][]byte) bool {
 // and labels, or it is the Secret the Habilitation's status records. Never anything else.
 func (r *HabilitationReconciler) removeInjected(ctx context.Context, namespace, name string, recorded *jetonv1alpha1.SecretReference, keep *types.NamespacedName) (int, error) {
 	list := &corev1.SecretList{}
-	if err := r.List(ctx, list, client.MatchingLabels{
-		jetonv1alpha1.LabelManagedBy:             jetonv1alpha1.ManagedByValue,
-		jetonv1alpha1.LabelHabilitation:          name,
-		jetonv1alpha1.LabelHabilitationNamespace: namespace,
-	}); err != nil {
+	if err := r.List(ctx, list, client.MatchingFields{IndexInjectedFor: namespace + "/" + name}); err != nil {
 		return 0, fmt.Errorf("listing injected Secrets: %w", err)
 	}
 	removed := 0

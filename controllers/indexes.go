@@ -25,6 +25,11 @@ const (
 	// fingerprints of the tokens their keys hold, so "one token, one client" finds the
 	// Secrets holding a token with one lookup instead of reading every source Secret.
 	IndexSecretTokenFingerprints = "jeton.dev/token-fingerprints"
+	// IndexInjectedFor indexes the Secrets labelled as injected by jeton by the Habilitation
+	// they name ("namespace/name"), so a Habilitation finds its injected Secrets with one
+	// lookup: a label selector over the cache scans every managed Secret, which made each
+	// pass O(N) and a fleet's convergence O(N²).
+	IndexInjectedFor = "jeton.dev/injected-for"
 )
 
 func registerIndexes(ctx context.Context, indexer client.FieldIndexer, opts Options) error {
@@ -54,6 +59,9 @@ func registerIndexes(ctx context.Context, indexer client.FieldIndexer, opts Opti
 			}
 			return secretTokenFingerprints(o.(*corev1.Secret))
 		}},
+		{&corev1.Secret{}, IndexInjectedFor, func(o client.Object) []string {
+			return nonEmpty(injectedFor(o))
+		}},
 	}
 	for _, ix := range indexes {
 		if err := indexer.IndexField(ctx, ix.obj, ix.field, ix.extract); err != nil {
@@ -75,6 +83,17 @@ func secretTokenFingerprints(s *corev1.Secret) []string {
 	}
 	slices.Sort(fps)
 	return slices.Compact(fps)
+}
+
+// injectedFor is the "namespace/name" of the Habilitation an injected Secret's labels
+// name, or "" for a Secret not labelled as injected by jeton.
+func injectedFor(o client.Object) string {
+	l := o.GetLabels()
+	ns, name := l[jetonv1alpha1.LabelHabilitationNamespace], l[jetonv1alpha1.LabelHabilitation]
+	if l[jetonv1alpha1.LabelManagedBy] != jetonv1alpha1.ManagedByValue || ns == "" || name == "" {
+		return ""
+	}
+	return ns + "/" + name
 }
 
 func nonEmpty(s string) []string {

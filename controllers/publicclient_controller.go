@@ -66,6 +66,8 @@ type PublicClientReconciler struct {
 	Options   Options
 
 	ownerKey *ownerKey
+	// writes tells a stale cache copy from a current one.
+	writes *ownWrites
 }
 
 // +kubebuilder:rbac:groups=jeton.dev,resources=publicclients,verbs=get;list;watch;patch
@@ -83,6 +85,9 @@ func (r *PublicClientReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	pc := &jetonv1alpha1.PublicClient{}
 	if err := r.Get(ctx, req.NamespacedName, pc); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if r.writes.behind(pc) {
+		return ctrl.Result{RequeueAfter: cacheCatchUp}, nil
 	}
 	if !pc.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.finalize(ctx, pc)
@@ -453,7 +458,7 @@ func (r *PublicClientReconciler) SetupWithManager(ctx context.Context, mgr ctrl.
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("publicclient").
-		// Spec changes and deletion; not our own status writes.
+		// Spec changes, deletion and on-demand requests; not our own status writes.
 		For(&jetonv1alpha1.PublicClient{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, deletionRequested{}, requestedAtChanged{}))).
 		// A deleted client may free a namespace another client was waiting for.
@@ -535,13 +540,14 @@ func (r *PublicClientReconciler) rivalClients(ctx context.Context, o client.Obje
 }
 
 // setupPublicClientReconciler wires the PublicClient reconciler to the manager's clients.
-func setupPublicClientReconciler(ctx context.Context, mgr ctrl.Manager, opts Options, key *ownerKey) error {
+func setupPublicClientReconciler(ctx context.Context, mgr ctrl.Manager, opts Options, key *ownerKey, writes *ownWrites) error {
 	r := &PublicClientReconciler{
-		Client:    mgr.GetClient(),
+		Client:    recordingClient{Client: mgr.GetClient(), writes: writes},
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("jeton"),
 		Options:   opts,
 		ownerKey:  key,
+		writes:    writes,
 	}
 	return r.SetupWithManager(ctx, mgr)
 }

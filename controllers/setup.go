@@ -22,6 +22,7 @@ import (
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
 	"github.com/jeton-dev/jeton/internal/injection"
+	"github.com/jeton-dev/jeton/internal/isolation"
 	"github.com/jeton-dev/jeton/internal/metrics"
 	"github.com/jeton-dev/jeton/internal/publicapi"
 )
@@ -95,14 +96,44 @@ func CacheOptions(opts Options) cache.Options {
 		secretNamespaces[ns] = cache.Config{}
 	}
 	return cache.Options{
-		// Managed fields are often larger than the objects themselves and jeton never reads them.
-		DefaultTransform: cache.TransformStripManagedFields(),
+		DefaultTransform: stripUnread,
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}:              {Namespaces: secretNamespaces, Transform: slimSecrets(opts)},
-			&corev1.Namespace{}:           {Label: labels.NewSelector().Add(*clientNamespaces)},
-			&networkingv1.NetworkPolicy{}: {Label: managed},
+			&corev1.Namespace{}:           {Label: labels.NewSelector().Add(*clientNamespaces), Transform: slimNamespaces},
+			&networkingv1.NetworkPolicy{}: {Label: managed, Transform: slimNetworkPolicies},
 		},
 	}
+}
+
+// stripUnread drops from every cached object what jeton never reads and what often weighs
+// more than the object: managed fields, and the copy of the whole object that client-side
+// `kubectl apply` (and GitOps tools using it) keeps in an annotation.
+func stripUnread(obj any) (any, error) {
+	if o, ok := obj.(client.Object); ok {
+		o.SetManagedFields(nil)
+		if a := o.GetAnnotations(); a[corev1.LastAppliedConfigAnnotation] != "" {
+			delete(a, corev1.LastAppliedConfigAnnotation)
+		}
+	}
+	return obj, nil
+}
+
+// slimNamespaces keeps client namespaces in the slim form of isolation.SlimNamespace: one
+// per client, so what others put on them must not weigh on jeton's memory.
+func slimNamespaces(obj any) (any, error) {
+	if ns, ok := obj.(*corev1.Namespace); ok {
+		return isolation.SlimNamespace(ns), nil
+	}
+	return obj, nil
+}
+
+// slimNetworkPolicies keeps jeton's policies with their spec as a digest
+// (isolation.SlimNetworkPolicy): jeton only compares it with the policy it applies.
+func slimNetworkPolicies(obj any) (any, error) {
+	if np, ok := obj.(*networkingv1.NetworkPolicy); ok {
+		return isolation.SlimNetworkPolicy(np), nil
+	}
+	return obj, nil
 }
 
 // slimSecrets keeps the Secrets of the credentials namespaces whole (the token sources) and
@@ -116,8 +147,7 @@ func slimSecrets(opts Options) toolscache.TransformFunc {
 			return obj, nil
 		}
 		if opts.IsCredentialsNamespace(s.Namespace) {
-			s.ManagedFields = nil
-			return s, nil
+			return stripUnread(s)
 		}
 		return injection.Slim(s), nil
 	}
@@ -135,13 +165,14 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	key := &ownerKey{reader: mgr.GetAPIReader(), writer: mgr.GetClient(), namespace: opts.ownerKeyNamespace()}
-	if err := setupPublicClientReconciler(ctx, mgr, opts, key); err != nil {
+	writes := newOwnWrites()
+	if err := setupPublicClientReconciler(ctx, mgr, opts, key, writes); err != nil {
 		return fmt.Errorf("setting up the PublicClient reconciler: %w", err)
 	}
-	if err := setupHabilitationReconciler(mgr, opts, key); err != nil {
+	if err := setupHabilitationReconciler(mgr, opts, key, writes); err != nil {
 		return fmt.Errorf("setting up the Habilitation reconciler: %w", err)
 	}
-	if err := setupTechnicalTokenReconciler(mgr, opts); err != nil {
+	if err := setupTechnicalTokenReconciler(mgr, opts, writes); err != nil {
 		return fmt.Errorf("setting up the TechnicalToken reconciler: %w", err)
 	}
 	return nil

@@ -70,9 +70,11 @@ type TechnicalTokenReconciler struct {
 	Now func() time.Time
 
 	bindings tokenBindings
+	// writes tells a stale cache copy from a current one.
+	writes *ownWrites
 }
 
-func setupTechnicalTokenReconciler(mgr ctrl.Manager, opts Options) error {
+func setupTechnicalTokenReconciler(mgr ctrl.Manager, opts Options, writes *ownWrites) error {
 	results := make(chan event.GenericEvent, 1024)
 	exec := probe.NewExecutor(probe.ExecutorOptions{
 		Allow: opts.APIHosts.Check,
@@ -88,7 +90,8 @@ func setupTechnicalTokenReconciler(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	r := &TechnicalTokenReconciler{
-		Client:   mgr.GetClient(),
+		Client:   recordingClient{Client: mgr.GetClient(), writes: writes},
+		writes:   writes,
 		Recorder: mgr.GetEventRecorder("jeton"),
 		Executor: exec,
 		Options:  opts,
@@ -153,6 +156,9 @@ func (r *TechnicalTokenReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if !tt.DeletionTimestamp.IsZero() {
 		r.Executor.Forget(req.NamespacedName)
 		return ctrl.Result{}, nil
+	}
+	if r.writes.behind(tt) {
+		return ctrl.Result{RequeueAfter: cacheCatchUp}, nil
 	}
 
 	orig := tt.DeepCopy()

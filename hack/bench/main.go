@@ -24,6 +24,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
@@ -36,6 +37,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/kubernetes"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -55,6 +57,8 @@ type benchConfig struct {
 	skipBuild             bool
 	out                   string
 	operatorArgs          string
+	failover              bool
+	memoryLimit           string
 }
 
 func main() {
@@ -76,6 +80,8 @@ func main() {
 	flag.BoolVar(&quick, "quick", false, "smoke run: -n 100 -m 1000 -runs 1 -rotations 20 -probe-tokens 100, short probe window")
 	flag.BoolVar(&cfg.skipBuild, "skip-build", false, "use bin/jeton-bench as it is instead of building it")
 	flag.StringVar(&cfg.out, "out", "", "also write the table to this file")
+	flag.BoolVar(&cfg.failover, "failover", true, "measure a leader fail-over on the converged fleet of the first convergence run")
+	flag.StringVar(&cfg.memoryLimit, "memory-limit", "256Mi", `the container memory limit the operator runs under, as config/manager sets it (JETON_MEMORY_LIMIT); "" for none`)
 	flag.StringVar(&cfg.operatorArgs, "operator-args", "", `extra flags for the operator, space-separated, e.g. "--pprof-bind-address=127.0.0.1:6060" to profile it`)
 	flag.Parse()
 	if quick {
@@ -132,6 +138,13 @@ func run(ctx context.Context, cfg benchConfig) error {
 	logf("operator logs in %s", logDir)
 	opArgs := operatorArgs{binary: binary, qps: cfg.qps, burst: cfg.burst, logDir: logDir,
 		extra: append([]string{"--max-concurrent-reconciles", fmt.Sprint(cfg.workers)}, strings.Fields(cfg.operatorArgs)...)}
+	if cfg.memoryLimit != "" {
+		q, err := resource.ParseQuantity(cfg.memoryLimit)
+		if err != nil {
+			return fmt.Errorf("-memory-limit %q: %w", cfg.memoryLimit, err)
+		}
+		opArgs.env = append(opArgs.env, fmt.Sprintf("JETON_MEMORY_LIMIT=%d", q.Value()))
+	}
 
 	rep := report{cfg: cfg}
 	if slices.Contains(cfg.scenarios, "convergence") {
@@ -180,13 +193,20 @@ type runResult struct {
 	opWritesByMethod map[string]float64
 	steadyWrites     float64
 	steadyByMethod   map[string]float64
-	peakRSS          float64
-	cpu              time.Duration
-	rotations        rotationResult
-	rotSecretP50     float64
-	rotSecretP99     float64
-	rotWorkloadP50   float64
-	rotWorkloadP99   float64
+	// reads are the operator's GET and LIST requests during convergence, by resource.
+	reads map[string]float64
+	// A cold restart with everything converged: time to ready (caches synced) and to idle
+	// (everything reconciled), and its reads (one list per kind is the target).
+	restartReady, restartIdle time.Duration
+	restartReads              map[string]float64
+	failover                  *failoverResult
+	peakRSS                   float64
+	cpu                       time.Duration
+	rotations                 rotationResult
+	rotSecretP50              float64
+	rotSecretP99              float64
+	rotWorkloadP50            float64
+	rotWorkloadP99            float64
 }
 
 func writesByMethod(ss samples) map[string]float64 {
@@ -228,19 +248,23 @@ func convergenceRun(ctx context.Context, cfg benchConfig, opArgs operatorArgs, r
 	if err != nil {
 		return res, err
 	}
+	readsBefore, err := apiserverReads(ctx, cs)
+	if err != nil {
+		return res, err
+	}
 	logf("run %d/%d: convergence: starting the operator", r+1, cfg.runs)
 	start := time.Now()
 	op, err := startOperator(ctx, opArgs, fmt.Sprintf("run%d-converge", r+1))
 	if err != nil {
 		return res, err
 	}
-	done, err := w.waitConverged(ctx, f, 15*time.Minute)
+	done, err := w.waitConverged(ctx, f, scaled(15*time.Minute, n))
 	if err != nil {
 		_ = op.stop()
 		return res, err
 	}
 	res.converge = done.Sub(start)
-	idle := idleOptions{minReconciles: map[string]float64{"publicclient": float64(n), "habilitation": float64(n)}, quiet: 3 * time.Second, timeout: 5 * time.Minute}
+	idle := idleOptions{minReconciles: map[string]float64{"publicclient": float64(n), "habilitation": float64(n)}, quiet: 3 * time.Second, timeout: scaled(5*time.Minute, n)}
 	ss, err := op.waitIdle(ctx, idle)
 	if err != nil {
 		_ = op.stop()
@@ -254,6 +278,13 @@ func convergenceRun(ctx context.Context, cfg benchConfig, opArgs operatorArgs, r
 		return res, err
 	}
 	res.writesByKind = diffWrites(serverBefore, serverAfter, n)
+	readsAfter, err := apiserverReads(ctx, cs)
+	if err != nil {
+		_ = op.stop()
+		return res, err
+	}
+	res.reads = diffCounts(readsBefore, readsAfter)
+	logf("run %d/%d: the operator's reads: %s", r+1, cfg.runs, fmtCounts(res.reads))
 	logf("run %d/%d: API server's count of the operator's writes per client: %s", r+1, cfg.runs, res.writesByKind)
 	res.opWritesByMethod = writesByMethod(ss)
 	ps, err := readProcStats(op.pid())
@@ -268,21 +299,45 @@ func convergenceRun(ctx context.Context, cfg benchConfig, opArgs operatorArgs, r
 	}
 
 	// Steady state: a new process lists and reconciles everything; nothing changed, so
-	// nothing should be written.
+	// nothing should be written, and each kind listed once.
+	if readsBefore, err = apiserverReads(ctx, cs); err != nil {
+		return res, err
+	}
+	watchesBefore, err := apiserverWatches(ctx, cs)
+	if err != nil {
+		return res, err
+	}
+	restart := time.Now()
 	if op, err = startOperator(ctx, opArgs, fmt.Sprintf("run%d-steady", r+1)); err != nil {
 		return res, err
 	}
+	res.restartReady = time.Since(restart)
 	defer func() {
 		if serr := op.stop(); serr != nil && err == nil {
 			err = serr
 		}
 	}()
 	idle.quiet = 5 * time.Second
+	var idleAt time.Time
+	idle.idleAt = &idleAt
 	if ss, err = op.waitIdle(ctx, idle); err != nil {
 		return res, err
 	}
+	idle.idleAt = nil
+	res.restartIdle = idleAt.Sub(restart)
 	res.steadyWrites = ss.apiWrites()
 	res.steadyByMethod = writesByMethod(ss)
+	if readsAfter, err = apiserverReads(ctx, cs); err != nil {
+		return res, err
+	}
+	res.restartReads = diffCounts(readsBefore, readsAfter)
+	watchesAfter, err := apiserverWatches(ctx, cs)
+	if err != nil {
+		return res, err
+	}
+	maps.Copy(res.restartReads, diffCounts(watchesBefore, watchesAfter))
+	logf("run %d/%d: cold restart: ready after %s, idle after %s, reads: %s", r+1, cfg.runs,
+		res.restartReady.Round(time.Millisecond), res.restartIdle.Round(time.Millisecond), fmtCounts(res.restartReads))
 	logf("run %d/%d: steady state: %.0f API writes over a full resync; rotation: %d Deployments, %d rotations", r+1, cfg.runs, res.steadyWrites, n, cfg.rotations)
 
 	if err := createDeployments(ctx, c.setup, f); err != nil {
@@ -298,6 +353,15 @@ func convergenceRun(ctx context.Context, cfg benchConfig, opArgs operatorArgs, r
 		fmtSeconds(res.rotSecretP50), fmtSeconds(res.rotSecretP99), fmtSeconds(res.rotWorkloadP50), fmtSeconds(res.rotWorkloadP99))
 	if err := op.stop(); err != nil {
 		return res, err
+	}
+	if r == 0 && cfg.failover {
+		logf("run %d/%d: leader fail-over: two replicas, the leader SIGKILLed", r+1, cfg.runs)
+		fo, err := failoverScenario(ctx, opArgs, cs, n)
+		if err != nil {
+			return res, fmt.Errorf("fail-over: %w", err)
+		}
+		res.failover = &fo
+		logf("run %d/%d: fail-over: %s", r+1, cfg.runs, fo)
 	}
 	stopWatcher()
 	c.stop()
@@ -353,7 +417,7 @@ func memoryScenario(ctx context.Context, cfg benchConfig, opArgs operatorArgs) (
 			return err
 		}
 		defer op.stop()
-		_, err = op.waitIdle(ctx, idleOptions{minReconciles: map[string]float64{"publicclient": float64(to), "habilitation": float64(to)}, quiet: 3 * time.Second, timeout: 15 * time.Minute})
+		_, err = op.waitIdle(ctx, idleOptions{minReconciles: map[string]float64{"publicclient": float64(to), "habilitation": float64(to)}, quiet: 3 * time.Second, timeout: scaled(15*time.Minute, to)})
 		return err
 	}
 	measure := func(n, m int) error {
@@ -362,7 +426,7 @@ func memoryScenario(ctx context.Context, cfg benchConfig, opArgs operatorArgs) (
 			return err
 		}
 		defer op.stop()
-		if _, err := op.waitIdle(ctx, idleOptions{minReconciles: map[string]float64{"publicclient": float64(n), "habilitation": float64(n)}, quiet: 3 * time.Second, timeout: 10 * time.Minute}); err != nil {
+		if _, err := op.waitIdle(ctx, idleOptions{minReconciles: map[string]float64{"publicclient": float64(n), "habilitation": float64(n)}, quiet: 3 * time.Second, timeout: scaled(10*time.Minute, n)}); err != nil {
 			return err
 		}
 		ps, err := readProcStats(op.pid())
@@ -420,8 +484,12 @@ func yesNo(ok bool) string {
 func (rep report) write(w io.Writer) {
 	cfg := rep.cfg
 	fmt.Fprintf(w, "## jeton benchmark\n\n")
-	fmt.Fprintf(w, "Machine: %d cores (GOMAXPROCS %d), %s/%s, %s. Operator and floor: %g QPS, burst %d; operator --max-concurrent-reconciles %d. Benchmark time: %s.\n\n",
-		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version(), cfg.qps, cfg.burst, cfg.workers, rep.total.Round(time.Second))
+	limit := "no memory limit"
+	if cfg.memoryLimit != "" {
+		limit = "memory limit " + cfg.memoryLimit + " (JETON_MEMORY_LIMIT, as config/manager sets it)"
+	}
+	fmt.Fprintf(w, "Machine: %d cores (GOMAXPROCS %d), %s/%s, %s. Operator and floor: %g QPS, burst %d; operator --max-concurrent-reconciles %d, %s. Benchmark time: %s.\n\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version(), cfg.qps, cfg.burst, cfg.workers, limit, rep.total.Round(time.Second))
 
 	if len(rep.runs) > 0 {
 		med := func(f func(runResult) float64) float64 {
@@ -441,11 +509,21 @@ func (rep report) write(w io.Writer) {
 		fmt.Fprintf(w, "| Measure | Value | Target | |\n|---|---|---|---|\n")
 		fmt.Fprintf(w, "| Convergence: operator start → %d clients and Habilitations Ready, Secrets injected | %s | | |\n", cfg.n, fmtSeconds(conv))
 		fmt.Fprintf(w, "| Floor: the same writes by a plain client (%d workers) | %s | | |\n", 2*cfg.workers, fmtSeconds(floor))
-		fmt.Fprintf(w, "| Ratio operator / floor | %.2f | < 1.5 | %s |\n", ratio, yesNo(ratio < 1.5))
+		fmt.Fprintf(w, "| Ratio operator / floor | %.2f | ≤ 1.25 | %s |\n", ratio, yesNo(ratio <= 1.25))
 		fmt.Fprintf(w, "| API writes per client: operator / floor | %.2f / %d | | |\n", med(func(r runResult) float64 { return r.opWritesPerClient }), floorWritesPerClient)
 		fmt.Fprintf(w, "| API requests of every verb per client: operator / floor | %.2f / %d | | |\n", med(func(r runResult) float64 { return r.opRequestsPerClient }), floorWritesPerClient)
 		fmt.Fprintf(w, "| Operator CPU / peak RSS during convergence | %.1f s / %s | | |\n", med(func(r runResult) float64 { return r.cpu.Seconds() }), fmtMiB(med(func(r runResult) float64 { return r.peakRSS })))
+		gets := med(func(r runResult) float64 { return objectGets(r.reads) })
+		fmt.Fprintf(w, "| GETs of objects during convergence (discovery aside; 1 is the owner-proof key) | %.0f | no per-object GET | %s |\n", gets, yesNo(gets <= 1))
+		fmt.Fprintf(w, "| Cold restart, everything converged: time to ready (caches synced) / to idle (everything reconciled) | %s / %s | | |\n",
+			fmtSeconds(med(func(r runResult) float64 { return r.restartReady.Seconds() })), fmtSeconds(med(func(r runResult) float64 { return r.restartIdle.Seconds() })))
 		fmt.Fprintf(w, "| Steady state: API writes over a full resync (restart), nothing changed | %.0f | 0 | %s |\n", steady, yesNo(steady == 0))
+		lists := rep.runs[0].restartReads
+		fmt.Fprintf(w, "| Cold restart: reads (run 1; WATCH: streaming lists left open) | %s | one list per kind and cache scope | %s |\n", fmtCounts(lists), yesNo(onePerKind(lists)))
+		if fo := rep.runs[0].failover; fo != nil {
+			fmt.Fprintf(w, "| Leader fail-over (leader SIGKILLed): standby holds the lease / is idle | %s / %s | | |\n", fmtSeconds(fo.toLeader.Seconds()), fmtSeconds(fo.toIdle.Seconds()))
+			fmt.Fprintf(w, "| Leader fail-over: writes besides leader election's (lease renewals, one event) (%s) | %.0f | 0 | %s |\n", fmtCounts(fo.writes), fo.nonLeaseWrites(), yesNo(fo.nonLeaseWrites() == 0))
+		}
 		fmt.Fprintf(w, "| Rotation → injected Secret updated, p50 / p99 (%d rotations per run) | %s / %s | | |\n", cfg.rotations,
 			fmtSeconds(med(func(r runResult) float64 { return r.rotSecretP50 })), fmtSeconds(secP99))
 		fmt.Fprintf(w, "| Rotation → Deployment pod template annotated, p50 / p99 | %s / %s | p99 < 1 s | %s |\n",
@@ -469,8 +547,8 @@ func (rep report) write(w io.Writer) {
 		small := cfg.n / 10
 		growM := (byPoint[[2]int{small, cfg.m}] - byPoint[[2]int{small, 0}] + byPoint[[2]int{cfg.n, cfg.m}] - byPoint[[2]int{cfg.n, 0}]) / 2
 		growN := (byPoint[[2]int{cfg.n, 0}] - byPoint[[2]int{small, 0}]) / float64(cfg.n-small)
-		fmt.Fprintf(w, "\nGrowth: %+.1f KiB per client; %+.1f MiB for %d unrelated Secrets (mean of both N), target: none beyond noise (a few MiB) — %s.\n\n",
-			growN/1024, growM/(1<<20), cfg.m, yesNo(math.Abs(growM) < 8<<20))
+		fmt.Fprintf(w, "\nGrowth: %+.1f KiB per client (target ≤ 20 KiB — %s); %+.1f MiB for %d unrelated Secrets (mean of both N), target: none beyond noise (a few MiB) — %s.\n\n",
+			growN/1024, yesNo(growN <= 20*1024), growM/(1<<20), cfg.m, yesNo(math.Abs(growM) < 8<<20))
 	}
 
 	if p := rep.probes; p != nil {
@@ -500,4 +578,46 @@ func fmtMethods(m map[string]float64) string {
 		}
 	}
 	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+// objectGets adds the GETs of objects ("GET resource"), not of discovery paths ("GET /api").
+func objectGets(m map[string]float64) float64 {
+	total := 0.0
+	for k, v := range m {
+		if strings.HasPrefix(k, "GET ") && !strings.HasPrefix(k, "GET /") {
+			total += v
+		}
+	}
+	return total
+}
+
+// onePerKind reports whether the reads of objects are one list per resource and cache scope: a LIST or a
+// streaming list (a WATCH left open), not both, and no GET of an object. Discovery (GET
+// /api, /apis, /openapi) and the owner-proof key (one GET of a Secret) are not per object.
+func onePerKind(m map[string]float64) bool {
+	lists := map[string]float64{}
+	for k, v := range m {
+		verb, resource, _ := strings.Cut(k, " ")
+		switch {
+		case verb == "GET" && strings.HasPrefix(resource, "/"):
+		case verb == "GET" && resource == "secrets" && v <= 1:
+		case verb == "GET":
+			return false
+		default:
+			lists[resource] += v
+		}
+	}
+	for _, n := range lists {
+		// Secrets are cached in two scopes (the credentials namespaces whole, elsewhere
+		// jeton's only), each its own list.
+		if n > 2 {
+			return false
+		}
+	}
+	return true
+}
+
+// scaled stretches a timeout sized for 1000 clients to n clients.
+func scaled(base time.Duration, n int) time.Duration {
+	return base * time.Duration(max(n, 1000)) / 1000
 }

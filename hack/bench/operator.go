@@ -41,6 +41,8 @@ type operatorArgs struct {
 	burst      int
 	logDir     string
 	extra      []string
+	// env is added to the benchmark's environment (JETON_MEMORY_LIMIT).
+	env []string
 }
 
 // startOperator starts the manager and waits until it is ready (caches synced).
@@ -72,6 +74,7 @@ func startOperator(ctx context.Context, a operatorArgs, name string) (*operator,
 	}, a.extra...)
 	cmd := exec.Command(a.binary, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Env = append(os.Environ(), a.env...)
 	// Its own process group, so a Ctrl-C of the benchmark does not kill it before the
 	// control plane it talks to: the benchmark stops it first.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -224,6 +227,12 @@ type idleOptions struct {
 	// quiet is how long the queues must stay empty with no new API write.
 	quiet   time.Duration
 	timeout time.Duration
+	// idleAt, when set, receives when the quiet period began: when the operator had
+	// finished its work.
+	idleAt *time.Time
+	// leaderElection: the operator renews its lease with a PUT every 2 s, which is not work.
+	// jeton itself never PUTs (it creates, patches and deletes), so PUTs are not counted.
+	leaderElection bool
 }
 
 // waitIdle waits until every workqueue is empty and no API write happened for o.quiet,
@@ -245,6 +254,9 @@ func (o *operator) waitIdle(ctx context.Context, opts idleOptions) (samples, err
 			}
 		}
 		writes := ss.apiWrites()
+		if opts.leaderElection {
+			writes -= ss.sum("rest_client_requests_total", labelIn("method", "PUT"))
+		}
 		busy := ss.sum("workqueue_depth", nil) > 0 || ss.sum("controller_runtime_active_workers", nil) > 0
 		if busy || writes != lastWrites {
 			lastWrites, quietSince = writes, time.Time{}
@@ -255,6 +267,9 @@ func (o *operator) waitIdle(ctx context.Context, opts idleOptions) (samples, err
 		}
 		return time.Since(quietSince) >= opts.quiet, nil
 	})
+	if opts.idleAt != nil {
+		*opts.idleAt = quietSince
+	}
 	return last, err
 }
 

@@ -150,7 +150,14 @@ const maxSlimValue = 64
 // which anyone able to create Secrets may have labelled as jeton's: identity and jeton's own
 // labels and annotation, and its data as a digest (enough to tell whether an injected
 // Secret holds what jeton wrote). Whatever the Secret's size, it costs a few hundred bytes.
+//
+// Slim is idempotent, as informer transforms must be: the initial list may pass an object
+// through it twice. Its form is recognised by its one DigestKey entry, a key no real
+// Secret can have.
 func Slim(s *corev1.Secret) *corev1.Secret {
+	if _, ok := s.Data[DigestKey]; ok && len(s.Data) == 1 {
+		return s
+	}
 	keep := func(have map[string]string, keys ...string) map[string]string {
 		var out map[string]string
 		for _, k := range keys {

@@ -92,8 +92,9 @@ func UpToDate(ns *corev1.Namespace, clientName string, level jetonv1alpha1.PodSe
 	return hasLabels(ns.Labels, NamespaceLabels(clientName, level))
 }
 
-// NetworkPolicyUpToDate reports whether np is the policy NetworkPolicy(np.Namespace,
-// clientName) would apply: jeton's labels and exactly the desired spec.
+// NetworkPolicyUpToDate reports whether np, whole or in the slim form of
+// SlimNetworkPolicy (the cache's), is the policy NetworkPolicy(np.Namespace, clientName)
+// would apply: jeton's labels and exactly the desired spec.
 func NetworkPolicyUpToDate(np *networkingv1.NetworkPolicy, clientName string) bool {
 	want := &networkingv1.NetworkPolicy{}
 	ac := NetworkPolicy(np.Namespace, clientName)
@@ -101,7 +102,13 @@ func NetworkPolicyUpToDate(np *networkingv1.NetworkPolicy, clientName string) bo
 	if err != nil || json.Unmarshal(b, &want.Spec) != nil {
 		return false
 	}
-	return hasLabels(np.Labels, ObjectLabels(clientName)) && equality.Semantic.DeepEqual(np.Spec, want.Spec)
+	if !hasLabels(np.Labels, ObjectLabels(clientName)) {
+		return false
+	}
+	if isSlim(np) {
+		return np.Annotations[AnnotationSpecDigest] == specDigest(want.Spec)
+	}
+	return equality.Semantic.DeepEqual(np.Spec, want.Spec)
 }
 
 func hasLabels(have, want map[string]string) bool {

@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -306,6 +307,9 @@ func TestNetworkPolicyUpToDate(t *testing.T) {
 	unlabelled := desired()
 	delete(unlabelled.Labels, jetonv1alpha1.LabelClient)
 	otherClient := desired()
+	forged := desired()
+	forged.Spec.Ingress = append(forged.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{})
+	forged.Annotations = SlimNetworkPolicy(desired()).Annotations
 	for _, tc := range []struct {
 		name   string
 		np     *networkingv1.NetworkPolicy
@@ -316,11 +320,54 @@ func TestNetworkPolicyUpToDate(t *testing.T) {
 		{"an ingress rule added by hand (admits everyone)", widened, "trifouilly", false},
 		{"jeton's label removed", unlabelled, "trifouilly", false},
 		{"another client's labels", otherClient, "bordeciel", false},
+		// The cache holds the slim form: the same answers from the digest.
+		{"as applied, slim", SlimNetworkPolicy(desired()), "trifouilly", true},
+		{"an ingress rule added by hand, slim", SlimNetworkPolicy(widened), "trifouilly", false},
+		{"jeton's label removed, slim", SlimNetworkPolicy(unlabelled), "trifouilly", false},
+		{"another client's labels, slim", SlimNetworkPolicy(otherClient), "bordeciel", false},
+		{"widened with the annotation of the desired policy copied onto it", forged, "trifouilly", false},
+		{"widened, with that annotation, slim", SlimNetworkPolicy(forged), "trifouilly", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := NetworkPolicyUpToDate(tc.np, tc.client); got != tc.want {
 				t.Errorf("NetworkPolicyUpToDate = %v, want %v", got, tc.want)
 			}
+			// The informer's initial list may transform an object twice.
+			if got := NetworkPolicyUpToDate(SlimNetworkPolicy(SlimNetworkPolicy(tc.np)), tc.client); got != tc.want {
+				t.Errorf("NetworkPolicyUpToDate(slimmed twice) = %v, want %v", got, tc.want)
+			}
 		})
+	}
+}
+
+func TestSlimNamespaceKeepsWhatJetonReads(t *testing.T) {
+	ns := &corev1.Namespace{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "trifouilly", UID: "u-1", ResourceVersion: "42",
+			Labels: map[string]string{"team": "etat-civil", "kubernetes.io/metadata.name": "trifouilly"},
+			Annotations: map[string]string{
+				jetonv1alpha1.AnnotationOwnerProof:                 "proof",
+				"kubectl.kubernetes.io/last-applied-configuration": strings.Repeat("x", 4096),
+			},
+		},
+		Spec:   corev1.NamespaceSpec{Finalizers: []corev1.FinalizerName{"kubernetes"}},
+		Status: corev1.NamespaceStatus{Phase: corev1.NamespaceActive},
+	}
+	for k, v := range NamespaceLabels("trifouilly", jetonv1alpha1.PodSecurityBaseline) {
+		ns.Labels[k] = v
+	}
+	slim := SlimNamespace(ns)
+	if twice := SlimNamespace(slim); !equality.Semantic.DeepEqual(twice, slim) {
+		t.Errorf("SlimNamespace is not idempotent: %+v, then %+v", slim, twice)
+	}
+	if !UpToDate(slim, "trifouilly", jetonv1alpha1.PodSecurityBaseline) || UpToDate(slim, "trifouilly", jetonv1alpha1.PodSecurityRestricted) {
+		t.Errorf("UpToDate on the slim form differs from the whole namespace")
+	}
+	if slim.Name != ns.Name || slim.UID != ns.UID || slim.ResourceVersion != ns.ResourceVersion ||
+		slim.Annotations[jetonv1alpha1.AnnotationOwnerProof] != "proof" {
+		t.Errorf("slim namespace lost what jeton reads: %+v", slim.ObjectMeta)
+	}
+	if len(slim.Annotations) != 1 || slim.Labels["team"] != "" || len(slim.Labels) != len(NamespaceLabels("x", "")) {
+		t.Errorf("slim namespace kept others' labels or annotations: %v %v", slim.Labels, slim.Annotations)
 	}
 }

@@ -26,6 +26,15 @@ func TestKillAtRandomPoints(t *testing.T) {
 	if *long {
 		n, injectKills, rotateKills, deletions = 100, 5, 5, 10
 	}
+	if *clients > 0 {
+		n, deletions = *clients, max(*clients/10, 1)
+	}
+	if *kills > 0 {
+		injectKills, rotateKills = (*kills+1)/2, *kills/2
+	}
+	// Convergence takes longer with more clients at the low rate limit below.
+	converge := 90*time.Second + time.Duration(n)*300*time.Millisecond
+	t.Logf("%d clients, %d kills during the first injection, %d during rotation, %d deletions", n, injectKills, rotateKills, deletions)
 	sfx := suffix(r)
 	credNS := "fault-kill-" + sfx
 	newCredentialsNamespace(t, ctx, credNS)
@@ -50,7 +59,7 @@ func TestKillAtRandomPoints(t *testing.T) {
 		killAt(t, start(), at, n, progress)
 	}
 	o := start()
-	waitFor(t, 90*time.Second, "convergence after the injection kills", func(ctx context.Context) error {
+	waitFor(t, converge, "convergence after the injection kills", func(ctx context.Context) error {
 		return converged(ctx, credNS, tenants, nil)
 	})
 
@@ -90,7 +99,7 @@ func TestKillAtRandomPoints(t *testing.T) {
 		killAt(t, o, at, len(rotated), rotation)
 	}
 	final := start()
-	waitFor(t, 90*time.Second, "convergence after the rotation kills", func(ctx context.Context) error {
+	waitFor(t, converge, "convergence after the rotation kills", func(ctx context.Context) error {
 		return converged(ctx, credNS, live, deleted)
 	})
 	checkRestarts(t, ctx, live)
@@ -129,7 +138,7 @@ func killPoints(r *rand.Rand, k, total int) []int {
 func killAt(t *testing.T, o *operator, at, total int, progress func(context.Context) (int, error)) {
 	t.Helper()
 	var reached int
-	err := testenv.Poll(90*time.Second, 10*time.Millisecond, func(ctx context.Context) error {
+	err := testenv.Poll(90*time.Second+time.Duration(total)*300*time.Millisecond, 10*time.Millisecond, func(ctx context.Context) error {
 		if !o.running() {
 			return fmt.Errorf("operator %s exited on its own: %v", o.name, o.exitErr)
 		}

@@ -31,6 +31,10 @@ var (
 	operatorBin string
 	long        = flag.Bool("fault.long", os.Getenv("JETON_FAULT_LONG") == "1",
 		"run the longer fault variants (more objects, more kills, more restarts)")
+	// The scale variant of TestKillAtRandomPoints (docs/benchmarks.md): e.g.
+	// go test ./test/fault -run TestKillAtRandomPoints -count 10 -timeout 4h -fault.clients 1000 -fault.kills 10
+	clients = flag.Int("fault.clients", 0, "TestKillAtRandomPoints: public clients (default 30, 100 with -fault.long)")
+	kills   = flag.Int("fault.kills", 0, "TestKillAtRandomPoints: SIGKILLs, half during the first injection, half during rotation (default 3, 10 with -fault.long)")
 )
 
 func TestMain(m *testing.M) {
