@@ -1,7 +1,7 @@
 # jeton — Kubernetes operator for French public-sector API tokens.
 # `make help` lists the targets. `make dev` runs everything locally; `make test` is what CI runs.
 
-# Image used by docker-build and deploy.
+# Image used by image, build-installer and deploy.
 IMG ?= jeton:dev
 # Namespaces where Habilitations and TechnicalTokens are honoured, for `make run`.
 CREDENTIALS_NAMESPACES ?= jeton-system
@@ -12,10 +12,24 @@ CONTROLLER_GEN := $(BIN)/controller-gen
 KUSTOMIZE := $(BIN)/kustomize
 STATICCHECK := $(BIN)/staticcheck
 KUBECTL ?= $(BIN)/kubectl
+HELM := $(BIN)/helm
+IMAGE_BUILDER := $(BIN)/jeton-image
 
 CONTROLLER_GEN_VERSION := v0.23.0
 KUSTOMIZE_VERSION := v5.8.1
 STATICCHECK_VERSION := v0.8.2
+# Helm 3: the CLI most platform teams run, and the SDK Argo CD and Flux embed. The chart
+# (apiVersion v2) installs with Helm 4 too.
+HELM_VERSION := v3.22.0
+
+# The release: version and revision go into the image's OCI labels.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# The image's creation time: the commit's, so that rebuilding a commit gives the same image.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+# SPDX expression for the image's org.opencontainers.image.licenses label. The repository has
+# no LICENSE file yet, hence NOASSERTION (SPDX for "not stated"); set it once one is chosen.
+LICENSES ?= NOASSERTION
 
 # Two packages at a time fits a 2-core machine: each test package may start its own
 # control plane (etcd + kube-apiserver).
@@ -44,12 +58,14 @@ generate: tools ## Generate deepcopy code (zz_generated.deepcopy.go) from the AP
 	$(CONTROLLER_GEN) object paths=./api/...
 
 .PHONY: manifests
-manifests: tools ## Generate CRDs (config/crd/bases) and the manager ClusterRole (config/rbac/role.yaml) from markers.
+manifests: tools ## Generate CRDs (config/crd/bases) and the manager ClusterRole (config/rbac/role.yaml) from markers; copy them into the Helm chart.
 	$(CONTROLLER_GEN) crd rbac:roleName=manager-role paths=./... output:crd:artifacts:config=config/crd/bases
+	hack/sync-chart.sh
 
 .PHONY: check-generated
 check-generated: tools ## Fail if the committed deepcopy, CRDs or RBAC differ from what the sources generate.
 	CONTROLLER_GEN=$(CONTROLLER_GEN) hack/check-generated.sh
+	hack/sync-chart.sh --check
 
 .PHONY: fmt
 fmt: ## Run gofmt on the module.
@@ -65,7 +81,7 @@ lint: $(STATICCHECK) ## staticcheck (pinned), and go.mod/go.sum as `go mod tidy`
 	@go mod tidy -diff || { echo "go.mod or go.sum is not tidy: run go mod tidy"; exit 1; }
 
 .PHONY: test
-test: tools control-plane check-generated vet lint ## Check generated files, vet, lint, run every Go test on a real control plane, then the alert tests.
+test: tools packaging-tools control-plane check-generated vet lint ## Check generated files, vet, lint, run every Go test on a real control plane, then the alert tests.
 	KUBEBUILDER_ASSETS=$(BIN) go test $(GO_TEST_FLAGS) ./...
 	bash hack/test-alerts.sh
 	bash hack/fuzz.sh
@@ -92,9 +108,18 @@ plugin: ## Build the kubectl plugin into bin/kubectl-jeton (with bin/kubectl_com
 run: build ## Run the manager from your machine against the cluster of the current KUBECONFIG.
 	$(BIN)/jeton --credentials-namespaces=$(CREDENTIALS_NAMESPACES)
 
-.PHONY: docker-build
-docker-build: ## Build the container image IMG (e.g. make docker-build IMG=registry.example/jeton:v0.1.0).
-	docker build -t $(IMG) .
+.PHONY: build-installer
+build-installer: $(KUSTOMIZE) ## Write the release bundle dist/install.yaml (config/default with image IMG): kubectl apply --server-side -f dist/install.yaml.
+	KUSTOMIZE=$(KUSTOMIZE) hack/build-installer.sh "$(IMG)" dist/install.yaml
+
+# Where make image writes the image: an OCI image layout (a directory; crane push --index or
+# skopeo copy --all oci: pushes it).
+IMAGE_DIR ?= dist/image
+
+.PHONY: image
+image: $(IMAGE_BUILDER) ## Build the manager's OCI image (linux/amd64 and linux/arm64, one index) into IMAGE_DIR without a daemon or a base image.
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(IMAGE_BUILDER) -out $(IMAGE_DIR) -ref "$(IMG)" -version "$(VERSION)" -revision "$(REVISION)" -licenses "$(LICENSES)" \
+		-source https://github.com/jeton-dev/jeton -platforms linux/amd64,linux/arm64
 
 .PHONY: clean
 clean: ## Remove built binaries and the local-run state (keeps the Go build cache, so rebuilding is fast).
@@ -125,7 +150,7 @@ undeploy: tools ## Remove the operator (config/default) from the cluster.
 tools: $(CONTROLLER_GEN) $(KUSTOMIZE) ## Install controller-gen and kustomize at pinned versions into bin/.
 
 # Reinstalled when missing or at another version (the version is checked on every run).
-.PHONY: $(CONTROLLER_GEN) $(KUSTOMIZE) $(STATICCHECK)
+.PHONY: $(CONTROLLER_GEN) $(KUSTOMIZE) $(STATICCHECK) $(HELM) $(IMAGE_BUILDER)
 $(CONTROLLER_GEN):
 	@if ! [[ "$$($@ --version 2>/dev/null)" == *"$(CONTROLLER_GEN_VERSION)"* ]]; then \
 		echo ">> installing controller-gen $(CONTROLLER_GEN_VERSION)"; \
@@ -141,6 +166,20 @@ $(KUSTOMIZE):
 		echo ">> installing kustomize $(KUSTOMIZE_VERSION)"; \
 		GOBIN=$(BIN) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION); \
 	fi
+
+.PHONY: packaging-tools
+packaging-tools: $(HELM) $(IMAGE_BUILDER) ## Install helm at a pinned version and build the image builder into bin/.
+
+$(HELM):
+	@# helm built by go install reports only its minor version: read the module's instead.
+	@if ! [[ "$$(go version -m $@ 2>/dev/null | awk '$$1 == "mod" {print $$3}')" == "$(HELM_VERSION)" ]]; then \
+		echo ">> installing helm $(HELM_VERSION)"; \
+		GOBIN=$(BIN) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION); \
+	fi
+# A small program on go-containerregistry (pinned in hack/image/go.mod, its own module so
+# that the manager's go.mod stays free of it). go build is incremental: seconds when cached.
+$(IMAGE_BUILDER):
+	go build -C hack/image -o $@ .
 
 .PHONY: control-plane
 control-plane: ## Build etcd, kube-apiserver and kubectl from Go modules into bin/ (minutes when cold, instant when cached).

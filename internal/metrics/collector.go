@@ -37,6 +37,10 @@ const (
 		"For PublicClients (cluster-scoped) namespace is the client namespace and client is the PublicClient's name."
 	probeSuccessHelp = "1 when the last probe of a TechnicalToken succeeded, else 0. " +
 		"Absent before the first probe and while the TechnicalToken is suspended."
+	probeLastHelp = "When the last probe of a TechnicalToken finished (status.lastProbeTime), in seconds since the epoch. " +
+		"Absent before the first probe and while the TechnicalToken is suspended."
+	probeIntervalHelp = "Seconds between two probes of a TechnicalToken (spec.interval), present only while jeton schedules its probes " +
+		"(not suspended, token Secret found and usable): the alerts compare it with the age of the last probe."
 )
 
 var (
@@ -45,8 +49,13 @@ var (
 	tokenExpirationDesc = prometheus.NewDesc(TokenExpirationName, tokenExpirationHelp, objectLabels, nil)
 	resourceReadyDesc   = prometheus.NewDesc(ResourceReadyName, resourceReadyHelp,
 		append(append([]string{}, objectLabels...), "reason"), nil)
-	probeSuccessDesc = prometheus.NewDesc(ProbeSuccessName, probeSuccessHelp, probeLabels, nil)
+	probeSuccessDesc  = prometheus.NewDesc(ProbeSuccessName, probeSuccessHelp, probeLabels, nil)
+	probeLastDesc     = prometheus.NewDesc(ProbeLastName, probeLastHelp, probeLabels, nil)
+	probeIntervalDesc = prometheus.NewDesc(ProbeIntervalName, probeIntervalHelp, probeLabels, nil)
 )
+
+// defaultProbeInterval is the CRD default of spec.interval, for objects read before defaulting.
+const defaultProbeInterval = 5 * time.Minute
 
 // Collector computes jeton's state gauges at scrape time from a client.Reader.
 type Collector struct {
@@ -65,6 +74,8 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- tokenExpirationDesc
 	ch <- resourceReadyDesc
 	ch <- probeSuccessDesc
+	ch <- probeLastDesc
+	ch <- probeIntervalDesc
 }
 
 // Collect implements prometheus.Collector. A kind that cannot be listed is logged, counted in
@@ -95,10 +106,30 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			emitExpiry(ch, t.Status.ExpiresAt, labels)
 			emitReady(ch, t.Status.Conditions, labels)
 			// A suspended token is not probed: its last result says nothing about now.
-			if t.Status.LastResult != nil && !t.Spec.Suspend {
+			if t.Spec.Suspend {
+				continue
+			}
+			probe := []string{t.Namespace, t.Name, string(t.Spec.API), env}
+			if t.Status.LastResult != nil {
 				ch <- prometheus.MustNewConstMetric(probeSuccessDesc, prometheus.GaugeValue,
-					boolValue(t.Status.LastResult.Reason == jetonv1alpha1.ReasonProbeSucceeded),
-					t.Namespace, t.Name, string(t.Spec.API), env)
+					boolValue(t.Status.LastResult.Reason == jetonv1alpha1.ReasonProbeSucceeded), probe...)
+			}
+			// The age of the last probe is what tells a prober that has stopped: its other
+			// series keep their last values.
+			if t.Status.LastProbeTime != nil {
+				ch <- prometheus.MustNewConstMetric(probeLastDesc, prometheus.GaugeValue,
+					float64(t.Status.LastProbeTime.Unix()), probe...)
+			}
+			// The reconciler sets nextProbeTime exactly when it schedules probes (it clears it
+			// for a stalled token or a missing Secret), so the interval is published only for
+			// tokens that should be probed, and "scheduled but never probed" is visible. The
+			// manager's --test-probe-interval (tests only) is not reflected.
+			if t.Status.NextProbeTime != nil {
+				interval := defaultProbeInterval
+				if t.Spec.Interval != nil && t.Spec.Interval.Duration > 0 {
+					interval = t.Spec.Interval.Duration
+				}
+				ch <- prometheus.MustNewConstMetric(probeIntervalDesc, prometheus.GaugeValue, interval.Seconds(), probe...)
 			}
 		}
 	}

@@ -347,3 +347,43 @@ func (m memReader) List(_ context.Context, list client.ObjectList, _ ...client.L
 	}
 	return nil
 }
+
+// TestCollectorExposesProbeSchedule covers the two gauges that tell a prober that stopped:
+// the last probe's time, and the interval while jeton schedules probes.
+func TestCollectorExposesProbeSchedule(t *testing.T) {
+	last := metav1.NewTime(time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC))
+	next := metav1.NewTime(last.Add(5 * time.Minute))
+	succeeded := &jetonv1alpha1.ProbeResult{Reason: jetonv1alpha1.ReasonProbeSucceeded, HTTPStatus: 200}
+
+	probed := technicalToken("tt-probed", ready(metav1.ConditionTrue, jetonv1alpha1.ReasonProbeSucceeded), succeeded)
+	probed.Status.LastProbeTime, probed.Status.NextProbeTime = &last, &next
+	// spec.interval set: published as is.
+	fast := technicalToken("tt-fast", ready(metav1.ConditionTrue, jetonv1alpha1.ReasonProbeSucceeded), succeeded)
+	fast.Spec.Interval = &metav1.Duration{Duration: 30 * time.Second}
+	fast.Status.LastProbeTime, fast.Status.NextProbeTime = &last, &next
+	// Scheduled, never probed: an interval and no last probe.
+	pending := technicalToken("tt-pending", ready(metav1.ConditionUnknown, jetonv1alpha1.ReasonProbePending), nil)
+	pending.Status.NextProbeTime = &next
+	// Stalled after probes (nextProbeTime cleared): the last probe stays, no interval.
+	stalled := technicalToken("tt-stalled", ready(metav1.ConditionFalse, jetonv1alpha1.ReasonSecretNotFound), succeeded)
+	stalled.Status.LastProbeTime = &last
+	// Suspended: nothing about probes.
+	suspended := technicalToken("tt-suspended", ready(metav1.ConditionTrue, jetonv1alpha1.ReasonProbeSucceeded), succeeded)
+	suspended.Spec.Suspend = true
+	suspended.Status.LastProbeTime, suspended.Status.NextProbeTime = &last, &next
+
+	c := NewCollector(fake.NewClientBuilder().WithScheme(testScheme(t)).
+		WithObjects(probed, fast, pending, stalled, suspended).Build())
+	want := header(ProbeLastName, probeLastHelp, "gauge") + fmt.Sprintf(`
+jeton_probe_last_timestamp_seconds{api="APIParticulier",environment="staging",name="tt-fast",namespace="jeton-system"} %[1]d
+jeton_probe_last_timestamp_seconds{api="APIParticulier",environment="staging",name="tt-probed",namespace="jeton-system"} %[1]d
+jeton_probe_last_timestamp_seconds{api="APIParticulier",environment="staging",name="tt-stalled",namespace="jeton-system"} %[1]d
+`, last.Unix()) + header(ProbeIntervalName, probeIntervalHelp, "gauge") + `
+jeton_probe_interval_seconds{api="APIParticulier",environment="staging",name="tt-fast",namespace="jeton-system"} 30
+jeton_probe_interval_seconds{api="APIParticulier",environment="staging",name="tt-pending",namespace="jeton-system"} 300
+jeton_probe_interval_seconds{api="APIParticulier",environment="staging",name="tt-probed",namespace="jeton-system"} 300
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), ProbeLastName, ProbeIntervalName); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -27,6 +27,8 @@ const (
 	TokenExpirationName = "jeton_token_expiration_timestamp_seconds"
 	ResourceReadyName   = "jeton_resource_ready"
 	ProbeSuccessName    = "jeton_probe_success"
+	ProbeLastName       = "jeton_probe_last_timestamp_seconds"
+	ProbeIntervalName   = "jeton_probe_interval_seconds"
 	ProbeDurationName   = "jeton_probe_duration_seconds"
 	ProbeTotalName      = "jeton_probe_total"
 	WorkloadRestartName = "jeton_workload_restarts_total"

@@ -141,8 +141,8 @@ func TestAlertRulesUseExposedMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	known := []string{TokenExpirationName, ResourceReadyName, ProbeSuccessName, ProbeDurationName,
-		ProbeTotalName, WorkloadRestartName, CollectErrorsName}
+	known := []string{TokenExpirationName, ResourceReadyName, ProbeSuccessName, ProbeLastName, ProbeIntervalName,
+		ProbeDurationName, ProbeTotalName, WorkloadRestartName, CollectErrorsName}
 	used := regexp.MustCompile(`jeton_[a-z_]+`).FindAllString(string(rules), -1)
 	if len(used) == 0 {
 		t.Fatal("no jeton metric found in the PrometheusRule")

@@ -42,6 +42,8 @@ var documentedMetrics = map[string][]string{
 	"jeton_token_expiration_timestamp_seconds": {"api", "client", "environment", "kind", "name", "namespace"},
 	"jeton_resource_ready":                     {"api", "client", "environment", "kind", "name", "namespace", "reason"},
 	"jeton_probe_success":                      {"api", "environment", "name", "namespace"},
+	"jeton_probe_last_timestamp_seconds":       {"api", "environment", "name", "namespace"},
+	"jeton_probe_interval_seconds":             {"api", "environment", "name", "namespace"},
 	"jeton_probe_duration_seconds":             {"api", "environment", "name", "namespace"},
 	"jeton_probe_total":                        {"api", "environment", "name", "namespace", "result"},
 	"jeton_workload_restarts_total":            {"api", "client", "environment", "name", "namespace"},
