@@ -32,7 +32,8 @@ SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 LICENSES ?= NOASSERTION
 
 # Two packages at a time fits a 2-core machine: each test package may start its own
-# control plane (etcd + kube-apiserver).
+# control plane (etcd + kube-apiserver; test/cluster and hack/dev also start
+# kube-controller-manager, kube-scheduler and KWOK).
 GO_TEST_FLAGS ?= -count=1 -p 2 -timeout 20m
 
 SHELL := /usr/bin/env bash
@@ -48,7 +49,7 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: dev
-dev: tools control-plane ## Run everything locally: control plane, CRDs, samples, API emulator and the operator (Ctrl-C stops all).
+dev: tools control-plane ## Run everything locally: a small cluster (simulated nodes), CRDs, samples, API emulator and the operator (Ctrl-C stops all).
 	@# Built, not `go run`: `go run` exits 1 on Ctrl-C even when everything stopped cleanly.
 	go build -o $(BIN)/jeton-dev ./hack/dev
 	$(BIN)/jeton-dev
@@ -182,5 +183,5 @@ $(IMAGE_BUILDER):
 	go build -C hack/image -o $@ .
 
 .PHONY: control-plane
-control-plane: ## Build etcd, kube-apiserver and kubectl from Go modules into bin/ (minutes when cold, instant when cached).
+control-plane: ## Build etcd, kube-apiserver, kubectl, kube-controller-manager, kube-scheduler and KWOK into bin/ (minutes when cold, instant when cached).
 	hack/build-control-plane.sh

@@ -14,7 +14,9 @@
 //   - memory: the operator's peak RSS after a full resync with N clients and M unrelated
 //     Secrets, for N/10 and N clients, 0 and M Secrets;
 //   - probes: CPU, goroutines and requests per token per minute with many TechnicalTokens
-//     at the minimum interval, against the in-process API emulator.
+//     at the minimum interval, against the in-process API emulator;
+//   - storm (storm.go): every token of many clients rotated at once on a cluster that rolls
+//     Deployments out: rollouts per workload (target 1) and time until all rolled.
 //
 // Usage: go run ./hack/bench [-n 1000] [-m 10000] [-runs 3] [-quick] [-scenarios ...]
 package main
@@ -76,12 +78,12 @@ func main() {
 	flag.DurationVar(&cfg.probeInterval, "probe-interval", 30*time.Second, "probe interval (30s is the API's minimum)")
 	flag.DurationVar(&cfg.probeWarmup, "probe-warmup", 30*time.Second, "probe time before the measurement window (first probes of every token)")
 	flag.DurationVar(&cfg.probeDuration, "probe-duration", 90*time.Second, "probe measurement window")
-	flag.StringVar(&scenarios, "scenarios", "convergence,memory,probes", "comma-separated scenarios to run")
+	flag.StringVar(&scenarios, "scenarios", "convergence,memory,probes,storm", "comma-separated scenarios to run")
 	flag.BoolVar(&quick, "quick", false, "smoke run: -n 100 -m 1000 -runs 1 -rotations 20 -probe-tokens 100, short probe window")
 	flag.BoolVar(&cfg.skipBuild, "skip-build", false, "use bin/jeton-bench as it is instead of building it")
 	flag.StringVar(&cfg.out, "out", "", "also write the table to this file")
 	flag.BoolVar(&cfg.failover, "failover", true, "measure a leader fail-over on the converged fleet of the first convergence run")
-	flag.StringVar(&cfg.memoryLimit, "memory-limit", "256Mi", `the container memory limit the operator runs under, as config/manager sets it (JETON_MEMORY_LIMIT); "" for none`)
+	flag.StringVar(&cfg.memoryLimit, "memory-limit", "512Mi", `the container memory limit the operator runs under, as config/manager sets it (JETON_MEMORY_LIMIT); "" for none`)
 	flag.StringVar(&cfg.operatorArgs, "operator-args", "", `extra flags for the operator, space-separated, e.g. "--pprof-bind-address=127.0.0.1:6060" to profile it`)
 	flag.Parse()
 	if quick {
@@ -90,8 +92,8 @@ func main() {
 	}
 	cfg.scenarios = strings.Split(scenarios, ",")
 	for _, s := range cfg.scenarios {
-		if !slices.Contains([]string{"convergence", "memory", "probes"}, s) {
-			fmt.Fprintf(os.Stderr, "bench: unknown scenario %q: want convergence, memory or probes\n", s)
+		if !slices.Contains([]string{"convergence", "memory", "probes", "storm"}, s) {
+			fmt.Fprintf(os.Stderr, "bench: unknown scenario %q: want convergence, memory, probes or storm\n", s)
 			os.Exit(2)
 		}
 	}
@@ -167,6 +169,13 @@ func run(ctx context.Context, cfg benchConfig) error {
 			return fmt.Errorf("probes: %w", err)
 		}
 		rep.probes = &p
+	}
+	if slices.Contains(cfg.scenarios, "storm") { // storm.go
+		s, err := runStorm(ctx, cfg, opArgs)
+		if err != nil {
+			return fmt.Errorf("storm: %w", err)
+		}
+		rep.storm = &s
 	}
 	rep.total = time.Since(benchStart)
 	var w io.Writer = os.Stdout
@@ -471,6 +480,7 @@ type report struct {
 	runs   []runResult
 	memory []memPoint
 	probes *probeResult
+	storm  *stormResult
 	total  time.Duration
 }
 
@@ -551,6 +561,9 @@ func (rep report) write(w io.Writer) {
 			growN/1024, yesNo(growN <= 20*1024), growM/(1<<20), cfg.m, yesNo(math.Abs(growM) < 8<<20))
 	}
 
+	if rep.storm != nil {
+		rep.storm.write(w)
+	}
 	if p := rep.probes; p != nil {
 		fmt.Fprintf(w, "### Probes: %d TechnicalTokens, interval %s, API emulator (window %s after %s warm-up)\n\n", p.tokens, cfg.probeInterval, p.window.Round(time.Second), cfg.probeWarmup)
 		ideal := time.Minute.Seconds() / cfg.probeInterval.Seconds()

@@ -31,8 +31,9 @@ func RandomSIRET(r *rand.Rand) string {
 }
 
 // Workload is a Deployment named name in namespace that reads Secret secret through
-// envFrom, compliant with the restricted Pod Security level as client applications are;
-// nothing runs it in the tests (no controller-manager), jeton only patches it.
+// envFrom, compliant with the restricted Pod Security level as client applications are.
+// On the plain control plane nothing runs it (jeton only patches it); on a cluster started
+// WithCluster it rolls out to Running pods on simulated nodes.
 func Workload(namespace, name, secret string) *appsv1.Deployment {
 	labels := map[string]string{"app": name}
 	return &appsv1.Deployment{

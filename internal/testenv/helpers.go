@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"bytes"
-	"net"
 	"sync"
 	"testing"
 )
@@ -29,10 +28,9 @@ func (b *SyncBuffer) String() string {
 // FreeAddr returns a loopback address with a port nobody listens on right now.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := FreeLoopbackAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }

@@ -1,11 +1,14 @@
 // Package testenv starts a real control plane (etcd + kube-apiserver built by
 // hack/build-control-plane.sh into bin/) for tests, with jeton's CRDs installed, and
-// gives tests a client, a kubeconfig file and the real kubectl.
+// gives tests a client, a kubeconfig file and the real kubectl. WithCluster adds
+// kube-controller-manager, kube-scheduler and KWOK's simulated nodes, for the tests that
+// need rollouts, pods, namespace deletion or garbage collection.
 package testenv
 
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -34,6 +37,8 @@ type Env struct {
 	// Root is the repository root.
 	Root string
 	dir  string
+	// cluster is what WithCluster started, or nil.
+	cluster *cluster
 	// cleanups run before the control plane stops, last registered first.
 	cleanups []func()
 }
@@ -72,9 +77,14 @@ func RepoRoot() (string, error) {
 	}
 }
 
-// Start starts etcd and kube-apiserver and installs the CRDs from config/crd/bases.
-// Call it from TestMain and Stop the result when the tests are done.
-func Start() (*Env, error) {
+// Start starts etcd and kube-apiserver and installs the CRDs from config/crd/bases; with
+// WithCluster, the rest of a cluster too. Call it from TestMain and Stop the result when
+// the tests are done.
+func Start(opts ...Option) (*Env, error) {
+	o := options{nodes: 2}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	root, err := RepoRoot()
 	if err != nil {
 		return nil, err
@@ -93,12 +103,18 @@ func Start() (*Env, error) {
 		ControlPlaneStartTimeout: 2 * time.Minute,
 		ControlPlaneStopTimeout:  1 * time.Minute,
 	}
+	if o.cluster {
+		// envtest disables it because nothing creates the default ServiceAccount without
+		// kube-controller-manager; with it, pods get their service-account token volume as
+		// in a real cluster.
+		env.ControlPlane.GetAPIServer().Configure().Disable("disable-admission-plugins")
+	}
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, fmt.Errorf("starting the control plane: %w", err)
 	}
 	e := &Env{Environment: env, Config: cfg, Scheme: NewScheme(), Root: root}
-	stopOnErr := func(err error) (*Env, error) { _ = env.Stop(); return nil, err }
+	stopOnErr := func(err error) (*Env, error) { _ = e.Stop(); return nil, err }
 
 	e.Client, err = client.New(cfg, client.Options{Scheme: e.Scheme})
 	if err != nil {
@@ -120,19 +136,31 @@ func Start() (*Env, error) {
 	if err := os.WriteFile(e.Kubeconfig, kubeconfig, 0o600); err != nil {
 		return stopOnErr(err)
 	}
+	if o.cluster {
+		if err := e.startCluster(o); err != nil {
+			return stopOnErr(fmt.Errorf("starting the cluster components: %w", err))
+		}
+	}
 	return e, nil
 }
 
-// Stop stops the control plane and removes temporary files.
+// Stop stops the control plane (the cluster components first, then kube-apiserver and
+// etcd, each waited for) and removes temporary files.
 func (e *Env) Stop() error {
 	for i := len(e.cleanups) - 1; i >= 0; i-- {
 		e.cleanups[i]()
 	}
 	e.cleanups = nil
+	var errs []error
+	if e.cluster != nil {
+		errs = append(errs, e.cluster.stop())
+		e.cluster = nil
+	}
+	errs = append(errs, e.Environment.Stop())
 	if e.dir != "" {
 		_ = os.RemoveAll(e.dir)
 	}
-	return e.Environment.Stop()
+	return errors.Join(errs...)
 }
 
 // Kubectl runs the real kubectl (bin/kubectl) against the control plane. stdin may be nil.
@@ -148,9 +176,10 @@ func (e *Env) Kubectl(ctx context.Context, stdin []byte, args ...string) (stdout
 	return out.String(), errOut.String(), err
 }
 
-// Main is a TestMain body: it starts the control plane, runs the tests with it and stops it.
-func Main(m *testing.M, set func(*Env)) {
-	env, err := Start()
+// Main is a TestMain body: it starts the control plane (with opts), runs the tests with it
+// and stops it.
+func Main(m *testing.M, set func(*Env), opts ...Option) {
+	env, err := Start(opts...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testenv:", err)
 		os.Exit(1)
