@@ -273,7 +273,7 @@ func main() {
 	}
 	if limit > 0 {
 		debug.SetMemoryLimit(limit)
-		ctrl.Log.WithName("setup").Info("Go soft memory limit set to 90% of the container's", "bytes", limit)
+		ctrl.Log.WithName("setup").Info("Go soft memory limit set to 80% of the container's", "bytes", limit)
 	}
 	if err := run(ctrl.SetupSignalHandler(), cfg); err != nil {
 		ctrl.Log.Error(err, "manager stopped with an error")

@@ -184,7 +184,7 @@ func TestSoftMemoryLimit(t *testing.T) {
 		wantErr bool
 	}{
 		{"no limit given", nil, 0, false},
-		{"256Mi limit from the downward API", map[string]string{memoryLimitEnv: "268435456"}, 241591905, false},
+		{"512Mi limit from the downward API", map[string]string{memoryLimitEnv: "536870912"}, 429496728, false},
 		{"GOMEMLIMIT wins: the runtime applies it itself", map[string]string{memoryLimitEnv: "268435456", "GOMEMLIMIT": "100MiB"}, 0, false},
 		{"not a byte count", map[string]string{memoryLimitEnv: "256Mi"}, 0, true},
 		{"zero", map[string]string{memoryLimitEnv: "0"}, 0, true},
