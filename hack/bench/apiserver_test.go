@@ -5,7 +5,7 @@ import "testing"
 func TestReadJudgements(t *testing.T) {
 	restart := map[string]float64{
 		"GET /api": 1, "GET /openapi/v3": 2, "GET endpoints": 1, "GET endpointslices": 1, // not the operator's
-		"GET secrets": 1, // the owner-proof key
+		"GET secrets":         1, // the owner-proof key
 		"WATCH habilitations": 1, "WATCH namespaces": 1, "WATCH secrets": 2,
 	}
 	for _, tc := range []struct {
