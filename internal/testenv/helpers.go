@@ -2,6 +2,9 @@ package testenv
 
 import (
 	"bytes"
+	"context"
+	"fmt"
+	"net/http"
 	"sync"
 	"testing"
 )
@@ -33,4 +36,22 @@ func FreeAddr(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return addr
+}
+
+// Readyz returns nil once the health endpoint at addr (host:port) answers /readyz with
+// 200: a manager's informers have synced.
+func Readyz(ctx context.Context, addr string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s/readyz: %s", addr, resp.Status)
+	}
+	return nil
 }

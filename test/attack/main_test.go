@@ -257,19 +257,7 @@ func (o *operator) ready(ctx context.Context) error {
 	if !o.running() {
 		return fmt.Errorf("the operator exited: %v", o.exitErr)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+o.probeAddr+"/readyz", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("/readyz: %s", resp.Status)
-	}
-	return nil
+	return testenv.Readyz(ctx, o.probeAddr)
 }
 
 // metric sums the samples of a metric family on /metrics whose label set contains every

@@ -9,7 +9,6 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -171,19 +170,7 @@ func (o *operator) ready(ctx context.Context) error {
 		return fmt.Errorf("the operator exited: %v", o.exitErr)
 	default:
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+o.probeAddr+"/readyz", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("/readyz: %s", resp.Status)
-	}
-	return nil
+	return testenv.Readyz(ctx, o.probeAddr)
 }
 
 // quiet returns nil once the operator has reconciled at least n Habilitations since it

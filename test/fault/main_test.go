@@ -12,7 +12,6 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -164,19 +163,7 @@ func (o *operator) kill(t *testing.T) {
 
 // ready returns nil once the operator's /readyz passes: its informers have synced.
 func (o *operator) ready(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+o.probeAddr+"/readyz", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s /readyz: %s", o.name, resp.Status)
-	}
-	return nil
+	return testenv.Readyz(ctx, o.probeAddr)
 }
 
 // running reports whether the process has not exited.
