@@ -3,14 +3,12 @@ package controllers
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -52,8 +50,6 @@ const (
 	// wrote ClientNotReady and a Warning event before Injected (1.96 status writes and 2.78
 	// events per client, measured). A client that reports a problem is reported at once.
 	clientSetupGrace = 15 * time.Minute
-	// workloadPageSize bounds each list of workloads read on rotation.
-	workloadPageSize = 100
 )
 
 // labelRefusalKept is the message of a resource refused for a label, on every pass after.
@@ -84,7 +80,7 @@ const (
 type HabilitationReconciler struct {
 	client.Client
 	// APIReader reads what the cache does not hold: Secrets jeton does not manage (to detect
-	// a name clash in the client namespace) and workloads (listed only on rotation).
+	// a name clash in the client namespace).
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	Options   Options
@@ -96,6 +92,8 @@ type HabilitationReconciler struct {
 	ownerKey *ownerKey
 	// writes tells a stale cache copy from a current one.
 	writes *ownWrites
+	// restarts restarts the workloads using a rotated token.
+	restarts *workloadRestarts
 }
 
 func setupHabilitationReconciler(mgr ctrl.Manager, opts Options, key *ownerKey, writes *ownWrites) error {
@@ -107,6 +105,10 @@ func setupHabilitationReconciler(mgr ctrl.Manager, opts Options, key *ownerKey, 
 		bindings:  tokenBindings{Reader: mgr.GetClient()},
 		ownerKey:  key,
 		writes:    writes,
+	}
+	r.restarts = newWorkloadRestarts(mgr.GetClient(), mgr.GetAPIReader(), r.rotationComing)
+	if err := r.restarts.setupWithManager(mgr, opts); err != nil {
+		return err
 	}
 	return r.SetupWithManager(mgr)
 }
@@ -125,6 +127,7 @@ func (r *HabilitationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&jetonv1alpha1.PublicClient{}, handler.EnqueueRequestsFromMapFunc(r.mapClient)).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.mapNamespace)).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.mapSecret)).
+		WatchesRawSource(r.restarts.habilitationWakeups()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Options.MaxConcurrentReconciles}).
 		Complete(r)
 }
@@ -144,8 +147,9 @@ type result struct {
 	message      string
 	warning      bool
 	requeueAfter time.Duration
-	// waiting is a pass that only waits for the client to be set up: it writes no status
-	// and records no event (a fresh Habilitation has none to correct yet).
+	// waiting is a pass that only waits, for the client to be set up (a fresh Habilitation
+	// has no status to correct yet) or for the restarts of a rotation (status keeps the
+	// previous fingerprint until they are done): it writes no status and records no event.
 	waiting bool
 	// after are events of this pass (rotation, restarts) recorded once its status is
 	// written, so that a pass reading a stale copy, whose status write conflicts, tells
@@ -399,23 +403,31 @@ func (r *HabilitationReconciler) reconcile(ctx context.Context, h *jetonv1alpha1
 	h.Status.TargetSecret = &jetonv1alpha1.SecretReference{Namespace: target.Namespace, Name: target.Name}
 
 	if rotated(fp, prevFP, token.LegacyFingerprint(tok)) {
-		// Rotation. The Secret is written; restart before recording the new fingerprint in
-		// status, so a crash in between redoes the (idempotent) restart exactly once.
-		now := metav1.NewTime(r.now())
-		h.Status.LastRotationTime = &now
-		rotatedNote := fmt.Sprintf("New token (fingerprint %s, was %s) written to Secret %s/%s.", fp, prevFP, target.Namespace, target.Name)
-		after = append(after, func() { r.event(h, false, eventRotated, "Rotate", rotatedNote) })
+		// Rotation. The Secret is written; the workloads using it restart before the new
+		// fingerprint is recorded in status, so a crash in between redoes the
+		// (idempotent) restart exactly once.
+		var restarted []string
 		if h.Spec.RestartWorkloads == nil || *h.Spec.RestartWorkloads {
-			restarted, err := r.restartWorkloads(ctx, h, target, fp)
-			if len(restarted) > 0 {
-				restartedNote := fmt.Sprintf("Restarted %d workload(s) in namespace %s using Secret %s for the new token: %s.",
-					len(restarted), target.Namespace, target.Name, strings.Join(restarted, ", "))
-				after = append(after, func() { r.event(h, false, eventRestarted, "Restart", restartedNote) })
-			}
-			if err != nil {
+			var done bool
+			if restarted, done, err = r.restarts.request(client.ObjectKeyFromObject(h), h.Spec.ClientRef.Name, target, fp); err != nil {
 				return result{}, err
 			}
+			if !done {
+				// Gathered with the other rotations of the client namespace: the restarts
+				// wake this Habilitation when they are done.
+				return result{waiting: true, requeueAfter: restartWait}, nil
+			}
 		}
+		rotatedNote := fmt.Sprintf("New token (fingerprint %s, was %s) written to Secret %s/%s.", fp, prevFP, target.Namespace, target.Name)
+		after = append(after, func() { r.event(h, false, eventRotated, "Rotate", rotatedNote) })
+		if len(restarted) > 0 {
+			metrics.WorkloadRestarted(h.Namespace, h.Name, h.Spec.ClientRef.Name, string(h.Spec.API), string(h.Spec.Environment), len(restarted))
+			restartedNote := fmt.Sprintf("Restarted %d workload(s) in namespace %s using Secret %s for the new token: %s.",
+				len(restarted), target.Namespace, target.Name, strings.Join(restarted, ", "))
+			after = append(after, func() { r.event(h, false, eventRestarted, "Restart", restartedNote) })
+		}
+		now := metav1.NewTime(r.now())
+		h.Status.LastRotationTime = &now
 	} else if wrote && prevFP == fp && isInjectedReason(conditions.ReadyReason(h.Status.Conditions)) {
 		// Conditions still hold the previous pass: the Secret was there and is rewritten.
 		r.event(h, false, eventRestored, "Inject", fmt.Sprintf("Secret %s/%s was missing or differed from the desired content (edited or deleted by hand, or the spec or the client's SIRET changed); it has been rewritten.", target.Namespace, target.Name))
@@ -709,77 +721,26 @@ func (r *HabilitationReconciler) finalize(ctx context.Context, h *jetonv1alpha1.
 	return nil
 }
 
-// restartWorkloads sets this Secret's entry of the restarted-for annotation on the pod
-// template of every Deployment, StatefulSet and DaemonSet of the client namespace that uses
-// the Secret. Workloads are not cached (memory): they are listed from the API server, in
-// one namespace, only on rotation. A workload whose entry already holds fp is not patched,
-// so redoing this after a crash restarts nothing twice. It returns the workloads restarted.
-func (r *HabilitationReconciler) restartWorkloads(ctx context.Context, h *jetonv1alpha1.Habilitation, target types.NamespacedName, fp string) ([]string, error) {
-	type workload struct {
-		kind string
-		obj  client.Object
-		tmpl *corev1.PodTemplateSpec
+// rotationComing reports whether a Habilitation of clientName that restarts workloads has
+// a new token in its source Secret that it has not injected yet and that is not among
+// rotated (Secret name → fingerprint): its request for a restart is on its way. Only those
+// with an injected Secret count; one that fails closed injects nothing to restart for.
+func (r *HabilitationReconciler) rotationComing(ctx context.Context, clientName string, rotated map[string]string) bool {
+	habs := &jetonv1alpha1.HabilitationList{}
+	if err := r.List(ctx, habs, client.MatchingFields{IndexHabilitationClient: clientName}); err != nil {
+		return false
 	}
-	var workloads []workload
-	// Listed a page at a time, and only those using the Secret kept: a tenant with many
-	// (or huge) workloads cannot make jeton hold them all at once.
-	for _, newList := range []func() client.ObjectList{
-		func() client.ObjectList { return &appsv1.DeploymentList{} },
-		func() client.ObjectList { return &appsv1.StatefulSetList{} },
-		func() client.ObjectList { return &appsv1.DaemonSetList{} },
-	} {
-		for cont := ""; ; {
-			list := newList()
-			if err := r.APIReader.List(ctx, list, client.InNamespace(target.Namespace), client.Limit(workloadPageSize), client.Continue(cont)); err != nil {
-				return nil, fmt.Errorf("listing workloads in namespace %s: %w", target.Namespace, err)
-			}
-			items, err := meta.ExtractList(list)
-			if err != nil {
-				return nil, err
-			}
-			for _, item := range items {
-				var w workload
-				switch o := item.(type) {
-				case *appsv1.Deployment:
-					w = workload{"Deployment", o, &o.Spec.Template}
-				case *appsv1.StatefulSet:
-					w = workload{"StatefulSet", o, &o.Spec.Template}
-				case *appsv1.DaemonSet:
-					w = workload{"DaemonSet", o, &o.Spec.Template}
-				default:
-					continue
-				}
-				if injection.ReferencesSecret(&w.tmpl.Spec, target.Name) {
-					workloads = append(workloads, w)
-				}
-			}
-			if cont = list.GetContinue(); cont == "" {
-				break
-			}
-		}
-	}
-
-	var restarted []string
-	var errs []error
-	for _, w := range workloads {
-		current := w.tmpl.Annotations[jetonv1alpha1.AnnotationRestartedFor]
-		next := injection.RestartedFor(current, target.Name, fp)
-		if next == current {
+	for i := range habs.Items {
+		h := &habs.Items[i]
+		if h.Status.TargetSecret == nil || (h.Spec.RestartWorkloads != nil && !*h.Spec.RestartWorkloads) {
 			continue
 		}
-		patch := fmt.Appendf(nil, `{"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`, jetonv1alpha1.AnnotationRestartedFor, next)
-		if err := r.Patch(ctx, w.obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
-			if !apierrors.IsNotFound(err) {
-				errs = append(errs, fmt.Errorf("restarting %s %s/%s: %w", w.kind, w.obj.GetNamespace(), w.obj.GetName(), err))
-			}
-			continue
+		fp := r.bindings.sourceFingerprint(ctx, h.Namespace, h.Spec.TokenSecretRef)
+		if fp != "" && fp != h.Status.TokenFingerprint && fp != rotated[h.Status.TargetSecret.Name] {
+			return true
 		}
-		restarted = append(restarted, w.kind+"/"+w.obj.GetName())
 	}
-	if len(restarted) > 0 {
-		metrics.WorkloadRestarted(h.Namespace, h.Name, h.Spec.ClientRef.Name, string(h.Spec.API), string(h.Spec.Environment), len(restarted))
-	}
-	return restarted, errors.Join(errs...)
+	return false
 }
 
 // mapTokenHolder maps a Habilitation or TechnicalToken to the Habilitations holding the same

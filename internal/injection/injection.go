@@ -256,6 +256,22 @@ func RestartedFor(current, secretName, fingerprint string) string {
 	return strings.Join(out, ",")
 }
 
+// RestartFor returns the restarted-for annotation a workload's pod template must carry
+// once it restarts for the rotated Secrets (name → fingerprint) it uses, and which of them
+// it uses, sorted. One value for all of them: a workload using several Secrets rotated
+// together restarts once, not once per Secret. A workload that uses none of them keeps
+// current, as does one that already restarted for them (after a crash, a resync).
+func RestartFor(current string, spec *corev1.PodSpec, rotated map[string]string) (next string, uses []string) {
+	next = current
+	for _, name := range slices.Sorted(maps.Keys(rotated)) {
+		if ReferencesSecret(spec, name) {
+			uses = append(uses, name)
+			next = RestartedFor(next, name, rotated[name])
+		}
+	}
+	return next, uses
+}
+
 // Kind of a token binding.
 type Kind int
 

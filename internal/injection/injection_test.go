@@ -2,6 +2,7 @@ package injection
 
 import (
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -223,6 +224,43 @@ func TestRestartedFor(t *testing.T) {
 			// Applying the result again must not change it: no restart on resync.
 			if got := RestartedFor(tt.want, tt.secret, tt.fp); got != tt.want {
 				t.Errorf("not idempotent: %q then %q", tt.want, got)
+			}
+		})
+	}
+}
+
+func TestRestartFor(t *testing.T) {
+	envFrom := func(names ...string) corev1.PodSpec {
+		c := corev1.Container{Name: "app"}
+		for _, n := range names {
+			c.EnvFrom = append(c.EnvFrom, corev1.EnvFromSource{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: n}}})
+		}
+		return corev1.PodSpec{Containers: []corev1.Container{c}}
+	}
+	tests := []struct {
+		name     string
+		current  string
+		spec     corev1.PodSpec
+		rotated  map[string]string
+		wantNext string
+		wantUses []string
+	}{
+		{"uses none: unchanged", "a=old", envFrom("smtp"), map[string]string{"a": "new"}, "a=old", nil},
+		{"uses one of several rotated", "", envFrom("b"), map[string]string{"a": "fa", "b": "fb", "c": "fc"}, "b=fb", []string{"b"}},
+		{"uses several: one value for all", "", envFrom("c", "a"), map[string]string{"a": "fa", "b": "fb", "c": "fc"}, "a=fa,c=fc", []string{"a", "c"}},
+		{"entries of Secrets not rotated now are kept", "z=fz,a=old", envFrom("a", "z"), map[string]string{"a": "fa"}, "a=fa,z=fz", []string{"a"}},
+		{"already restarted for them: unchanged", "a=fa,c=fc", envFrom("a", "c"), map[string]string{"a": "fa", "c": "fc"}, "a=fa,c=fc", []string{"a", "c"}},
+		{"nothing rotated", "a=fa", envFrom("a"), nil, "a=fa", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			next, uses := RestartFor(tt.current, &tt.spec, tt.rotated)
+			if next != tt.wantNext || !slices.Equal(uses, tt.wantUses) {
+				t.Errorf("RestartFor(%q, %v) = %q, %v; want %q, %v", tt.current, tt.rotated, next, uses, tt.wantNext, tt.wantUses)
+			}
+			// Once restarted, the same rotations restart nothing more.
+			if again, _ := RestartFor(next, &tt.spec, tt.rotated); again != next {
+				t.Errorf("not idempotent: %q then %q", next, again)
 			}
 		})
 	}

@@ -78,14 +78,12 @@ func TestRotationRollsOutOnce(t *testing.T) {
 	noToken(t, "the operator's logs", op.out.String(), []string{tok, newTok})
 }
 
-// knownStorm: jeton restarts a workload once per rotated Secret it uses, each with its own
-// patch of one annotation, unsynchronized: rotating the 50 tokens of a client at once
-// rolled the Deployment using all of them out 22 times, and its annotation lost 28 of the
-// 50 entries (concurrent merge patches overwrite each other). Until that is fixed,
-// TestRotationStormRollsEachWorkloadOnce reports those findings as a skip (everything else
-// it checks still fails the test), and fails once they are gone, so that this is set to
-// false and the test guards against their return.
-const knownStorm = true
+// knownStorm marked the restart storm while it was known: jeton restarted a workload once
+// per rotated Secret it used, each with its own unsynchronized patch, so rotating the 50
+// tokens of a client at once rolled the Deployment using all of them out 22 times and its
+// annotation lost 28 of the 50 entries. The restarts of a client namespace are now batched
+// (controllers/workload_restarts.go); false makes every such finding a failure again.
+const knownStorm = false
 
 // TestRotationStormRollsEachWorkloadOnce rotates the 50 tokens of one client at once
 // (a vendor regenerating every token of a client). Each workload using some of them rolls
