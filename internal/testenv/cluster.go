@@ -26,9 +26,10 @@ import (
 type Option func(*options)
 
 type options struct {
-	cluster bool
-	nodes   int
-	logDir  string
+	cluster    bool
+	nodes      int
+	logDir     string
+	namespaces []string
 }
 
 // WithCluster starts a fuller cluster beside etcd and kube-apiserver: kube-controller-manager
@@ -52,6 +53,11 @@ func WithNodes(n int) Option {
 // and keeps them after Stop; by default they go to a temporary directory that Stop removes.
 func WithLogDir(dir string) Option {
 	return func(o *options) { o.logDir = dir }
+}
+
+// WithNamespaces creates these namespaces once the control plane is up.
+func WithNamespaces(names ...string) Option {
+	return func(o *options) { o.namespaces = append(o.namespaces, names...) }
 }
 
 const (
@@ -79,8 +85,13 @@ type component struct {
 }
 
 func (c *component) exited() bool {
+	return closed(c.done)
+}
+
+// closed reports whether ch is closed, without waiting.
+func closed(ch <-chan struct{}) bool {
 	select {
-	case <-c.done:
+	case <-ch:
 		return true
 	default:
 		return false

@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
 	"github.com/jeton-dev/jeton/internal/siret"
 )
 
@@ -63,4 +64,22 @@ func Workload(namespace, name, secret string) *appsv1.Deployment {
 			},
 		},
 	}
+}
+
+// Habilitation is Habilitation name of client clientName for api in namespace, and the
+// Secret <name>-token there that holds its token tok under key "token".
+func Habilitation(namespace, name, clientName string, api jetonv1alpha1.API, tok string) (*corev1.Secret, *jetonv1alpha1.Habilitation) {
+	src := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name + "-token"},
+		Data:       map[string][]byte{"token": []byte(tok)},
+	}
+	h := &jetonv1alpha1.Habilitation{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
+		Spec: jetonv1alpha1.HabilitationSpec{
+			ClientRef:      jetonv1alpha1.ClientReference{Name: clientName},
+			API:            api,
+			TokenSecretRef: jetonv1alpha1.SecretKeyReference{Name: src.Name, Key: "token"},
+		},
+	}
+	return src, h
 }

@@ -3,10 +3,15 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // SyncBuffer is a bytes.Buffer safe for a writer (a logger, a child process) and a test
@@ -54,4 +59,32 @@ func Readyz(ctx context.Context, addr string) error {
 		return fmt.Errorf("%s/readyz: %s", addr, resp.Status)
 	}
 	return nil
+}
+
+// LeaseHeld returns nil once the Lease jeton.dev in namespace has a holder: a manager run
+// with --leader-elect leads.
+func LeaseHeld(ctx context.Context, c client.Reader, namespace string) error {
+	lease := &coordinationv1.Lease{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "jeton.dev"}, lease); err != nil {
+		return err
+	}
+	if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
+		return errors.New("lease jeton.dev has no holder")
+	}
+	return nil
+}
+
+// ContainsToken reports whether text holds the secret part of any of tokens: a JWT's
+// signature, else the whole token. Test output and the manager's logs must never show one.
+func ContainsToken(text string, tokens []string) bool {
+	for _, tok := range tokens {
+		secret := tok
+		if i := strings.LastIndexByte(tok, '.'); i >= 0 {
+			secret = tok[i+1:]
+		}
+		if secret != "" && strings.Contains(text, secret) {
+			return true
+		}
+	}
+	return false
 }

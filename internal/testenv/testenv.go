@@ -13,9 +13,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -41,6 +44,10 @@ type Env struct {
 	cluster *cluster
 	// cleanups run before the control plane stops, last registered first.
 	cleanups []func()
+	// The manager binary ManagerBinary built, or why it could not.
+	managerOnce sync.Once
+	managerBin  string
+	managerErr  error
 }
 
 // Cleanup registers f to run when the Env stops, before the control plane does: stopping a
@@ -78,8 +85,8 @@ func RepoRoot() (string, error) {
 }
 
 // Start starts etcd and kube-apiserver and installs the CRDs from config/crd/bases; with
-// WithCluster, the rest of a cluster too. Call it from TestMain and Stop the result when
-// the tests are done.
+// WithCluster, the rest of a cluster too; with WithNamespaces, it creates namespaces. Call it
+// from TestMain and Stop the result when the tests are done.
 func Start(opts ...Option) (*Env, error) {
 	o := options{nodes: 2}
 	for _, opt := range opts {
@@ -141,6 +148,11 @@ func Start(opts ...Option) (*Env, error) {
 			return stopOnErr(fmt.Errorf("starting the cluster components: %w", err))
 		}
 	}
+	for _, ns := range o.namespaces {
+		if err := e.Client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			return stopOnErr(fmt.Errorf("creating namespace %s: %w", ns, err))
+		}
+	}
 	return e, nil
 }
 
@@ -179,15 +191,29 @@ func (e *Env) Kubectl(ctx context.Context, stdin []byte, args ...string) (stdout
 // Main is a TestMain body: it starts the control plane (with opts), runs the tests with it
 // and stops it.
 func Main(m *testing.M, set func(*Env), opts ...Option) {
+	os.Exit(Run(func(e *Env) int {
+		set(e)
+		return m.Run()
+	}, opts...))
+}
+
+// Run is Main for a TestMain that does more around the tests: it starts the control plane
+// (with opts), calls run with it, stops it and returns run's exit code (1 when the control
+// plane does not start). When run fails, it prints the end of the logs of the components
+// WithCluster started: a failure on a cluster is often explained there.
+func Run(run func(*Env) int, opts ...Option) (code int) {
 	env, err := Start(opts...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testenv:", err)
-		os.Exit(1)
+		return 1
 	}
-	set(env)
-	code := m.Run()
-	if err := env.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "testenv: stopping:", err)
-	}
-	os.Exit(code)
+	defer func() {
+		if code != 0 {
+			fmt.Fprint(os.Stderr, env.ComponentLogs(20))
+		}
+		if err := env.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "testenv: stopping:", err)
+		}
+	}()
+	return run(env)
 }

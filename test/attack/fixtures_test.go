@@ -101,19 +101,8 @@ func newHabilitation(t *testing.T, name, clientName, tok string, opts habOptions
 		allowed = append(allowed, clientName+"/"+name)
 	}
 	registerToken(label, false, tok, allowed...)
-	src := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: credNS, Name: name + "-token"},
-		Data:       map[string][]byte{"token": []byte(tok)},
-	}
-	h := &jetonv1alpha1.Habilitation{
-		ObjectMeta: metav1.ObjectMeta{Namespace: credNS, Name: name},
-		Spec: jetonv1alpha1.HabilitationSpec{
-			ClientRef:      jetonv1alpha1.ClientReference{Name: clientName},
-			API:            opts.api,
-			BaseURL:        opts.baseURL,
-			TokenSecretRef: jetonv1alpha1.SecretKeyReference{Name: src.Name, Key: "token"},
-		},
-	}
+	src, h := testenv.Habilitation(credNS, name, clientName, opts.api, tok)
+	h.Spec.BaseURL = opts.baseURL
 	for _, o := range []client.Object{src, h} {
 		if err := env.Client.Create(ctx, o); err != nil {
 			t.Fatalf("creating %T %s: %v", o, o.GetName(), err)

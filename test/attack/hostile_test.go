@@ -311,7 +311,7 @@ func TestHostileAPIAnswers(t *testing.T) {
 	}
 	// A few more probes, so that retries and backoffs are in the logs too.
 	probeCycles(t, 2)
-	for _, l := range leaks(op.out.String()) {
+	for _, l := range leaks(op.Out.String()) {
 		t.Errorf("the operator's output contains %s", l)
 	}
 	if n := servers["hostile-429"].requests.Load(); n > 10 {

@@ -30,19 +30,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
@@ -77,44 +73,13 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
+	os.Exit(testenv.Run(func(e *testenv.Env) int {
+		env = e
+		return run(m)
+	}, testenv.WithNamespaces(credNS, operatorNS, reservedNS)))
 }
 
 func run(m *testing.M) (code int) {
-	dir, err := os.MkdirTemp("", "jeton-attack-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "attack:", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-
-	if env, err = testenv.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, "attack:", err)
-		return 1
-	}
-	defer func() {
-		if err := env.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "attack: stopping the control plane:", err)
-		}
-	}()
-
-	bin := filepath.Join(dir, "jeton")
-	build := exec.Command("go", "build", "-o", bin, "./cmd")
-	build.Dir = env.Root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "attack: go build ./cmd: %v\n%s", err, out)
-		return 1
-	}
-
-	ctx := context.Background()
-	for _, ns := range []string{credNS, operatorNS, reservedNS} {
-		if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-			fmt.Fprintln(os.Stderr, "attack: creating namespace:", err)
-			return 1
-		}
-	}
-
 	// Every loopback server is listening before the operator starts, so that the allowed
 	// ones can be listed in --allowed-api-hosts.
 	emu = emulator.New()
@@ -135,24 +100,24 @@ func run(m *testing.M) (code int) {
 	}
 	slices.Sort(allowed)
 
-	op, err = startOperator(bin, allowed)
-	if err != nil {
+	var err error
+	if op, err = startOperator(allowed); err != nil {
 		fmt.Fprintln(os.Stderr, "attack:", err)
 		return 1
 	}
 	defer func() {
-		op.stop()
+		_ = op.Stop(25 * time.Second)
 		if p := os.Getenv("JETON_ATTACK_OPERATOR_LOG"); p != "" {
 			// The whole operator output, tokens redacted, for a closer look.
-			if err := os.WriteFile(p, []byte(redact(op.out.String())), 0o600); err != nil {
+			if err := os.WriteFile(p, []byte(redact(op.Out.String())), 0o600); err != nil {
 				fmt.Fprintln(os.Stderr, "attack: writing the operator log:", err)
 			}
 		}
 		if code != 0 {
-			fmt.Fprintf(os.Stderr, "attack: operator output (last 120 lines, tokens redacted):\n%s\n", redact(testenv.LastLines(op.out.String(), 120)))
+			fmt.Fprintf(os.Stderr, "attack: operator output (last 120 lines, tokens redacted):\n%s\n", redact(testenv.LastLines(op.Out.String(), 120)))
 		}
 	}()
-	if err := testenv.Poll(60*time.Second, 100*time.Millisecond, op.ready); err != nil {
+	if err := testenv.Poll(60*time.Second, 100*time.Millisecond, op.Ready); err != nil {
 		fmt.Fprintln(os.Stderr, "attack: the operator never became ready:", err)
 		return 1
 	}
@@ -161,7 +126,7 @@ func run(m *testing.M) (code int) {
 
 	// The package-wide check, once every test has run: where every token is, what the
 	// operator printed, what jeton wrote in status and events, what the servers received.
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if problems := globalProblems(ctx); len(problems) > 0 {
 		fmt.Fprintln(os.Stderr, "attack: FAIL: global check at the end of the package:")
@@ -172,8 +137,8 @@ func run(m *testing.M) (code int) {
 	} else {
 		fmt.Fprintln(os.Stderr, "attack: global check at the end of the package: ok")
 	}
-	if !op.running() {
-		fmt.Fprintln(os.Stderr, "attack: FAIL: the operator exited during the tests:", op.exitErr)
+	if !op.Running() {
+		fmt.Fprintln(os.Stderr, "attack: FAIL: the operator exited during the tests:", op.ExitErr())
 		code = 1
 	}
 	return code
@@ -182,88 +147,34 @@ func run(m *testing.M) (code int) {
 // ---------------------------------------------------------------------------------------
 // The operator process.
 
+// operator is the manager binary, with the pprof endpoint the memory test uses.
 type operator struct {
-	cmd         *exec.Cmd
-	out         *testenv.SyncBuffer
-	metricsAddr string
-	probeAddr   string
-	pprofAddr   string
-	done        chan struct{}
-	exitErr     error
+	*testenv.Manager
+	pprofAddr string
 }
 
-func startOperator(bin string, allowedHosts []string) (*operator, error) {
-	o := &operator{out: &testenv.SyncBuffer{}, done: make(chan struct{})}
-	var err error
-	for _, a := range []*string{&o.metricsAddr, &o.probeAddr, &o.pprofAddr} {
-		if *a, err = freeAddr(); err != nil {
-			return nil, err
-		}
+func startOperator(allowedHosts []string) (*operator, error) {
+	pprofAddr, err := testenv.FreeLoopbackAddr()
+	if err != nil {
+		return nil, err
 	}
-	args := []string{
-		"--kubeconfig", env.Kubeconfig,
+	m, err := env.StartManager(env.Kubeconfig,
+		// A low GC target keeps the heap close to what is live, for the memory test.
+		[]string{"GOGC=10", "POD_NAMESPACE=" + operatorNS},
 		"--credentials-namespaces", credNS,
 		"--reserved-namespaces", reservedNS,
 		"--allowed-api-hosts", strings.Join(allowedHosts, ","),
 		"--test-probe-interval", probeInterval.String(),
-		"--metrics-bind-address", o.metricsAddr,
 		"--metrics-secure=false", // loopback only: the tests scrape plain HTTP
-		"--health-probe-bind-address", o.probeAddr,
 		// The memory test forces a garbage collection before reading the heap.
-		"--pprof-bind-address", o.pprofAddr,
+		"--pprof-bind-address", pprofAddr,
 		// Debug logs: more places a token could leak from, and all of them are checked.
 		"--zap-log-level", "debug",
+	)
+	if err != nil {
+		return nil, err
 	}
-	o.cmd = exec.Command(bin, args...)
-	// A low GC target keeps the heap close to what is live, for the memory test.
-	o.cmd.Env = append(os.Environ(), "GOGC=10", "POD_NAMESPACE="+operatorNS)
-	o.cmd.Stdout, o.cmd.Stderr = o.out, o.out
-	if err := o.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting the operator: %w", err)
-	}
-	go func() {
-		o.exitErr = o.cmd.Wait()
-		close(o.done)
-	}()
-	return o, nil
-}
-
-func (o *operator) stop() {
-	select {
-	case <-o.done:
-		return
-	default:
-	}
-	_ = o.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-o.done:
-	case <-time.After(25 * time.Second):
-		_ = o.cmd.Process.Signal(syscall.SIGKILL)
-		<-o.done
-	}
-}
-
-func (o *operator) running() bool {
-	select {
-	case <-o.done:
-		return false
-	default:
-		return true
-	}
-}
-
-// ready returns nil once /readyz passes: the informers have synced.
-func (o *operator) ready(ctx context.Context) error {
-	if !o.running() {
-		return fmt.Errorf("the operator exited: %v", o.exitErr)
-	}
-	return testenv.Readyz(ctx, o.probeAddr)
-}
-
-// metric sums the samples of a metric family on /metrics whose label set contains every
-// one of labels (each written `name="value"`).
-func (o *operator) metric(name string, labels ...string) (sum float64, found bool, err error) {
-	return testenv.ScrapeMetric("http://"+o.metricsAddr+"/metrics", name, labels...)
+	return &operator{Manager: m, pprofAddr: pprofAddr}, nil
 }
 
 // forceGC makes the operator collect garbage (the pprof heap endpoint's gc=1), so that the
@@ -280,15 +191,6 @@ func (o *operator) forceGC() error {
 	}
 	_, err = bytes.NewBuffer(nil).ReadFrom(resp.Body)
 	return err
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 // ---------------------------------------------------------------------------------------
@@ -538,7 +440,7 @@ func globalProblems(ctx context.Context) []string {
 	}
 
 	// What the operator printed.
-	for _, l := range leaks(op.out.String()) {
+	for _, l := range leaks(op.Out.String()) {
 		problems = append(problems, "the operator's output contains "+l)
 	}
 
@@ -586,8 +488,8 @@ func checkGlobal(t *testing.T) {
 	for _, p := range globalProblems(ctx) {
 		t.Error("global check: " + p)
 	}
-	if !op.running() {
-		t.Errorf("the operator exited: %v", op.exitErr)
+	if !op.Running() {
+		t.Errorf("the operator exited: %v", op.ExitErr())
 	}
 }
 

@@ -41,7 +41,7 @@ func TestLookalikeSecretsDoNotGrowMemory(t *testing.T) {
 	}
 
 	heapBefore, allocBefore := heap(t)
-	addsBefore, _, err := op.metric("workqueue_adds_total", `name="habilitation"`)
+	addsBefore, _, err := op.Metric("workqueue_adds_total", `name="habilitation"`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestLookalikeSecretsDoNotGrowMemory(t *testing.T) {
 	// The look-alikes reached jeton's Habilitation queue (mapped to the Habilitation they
 	// name; the drift sentinel below adds to the queue too, so this is counted before it).
 	waitFor(t, waitTimeout, "the habilitation work queue to count the look-alikes", func(context.Context) error {
-		adds, _, err := op.metric("workqueue_adds_total", `name="habilitation"`)
+		adds, _, err := op.Metric("workqueue_adds_total", `name="habilitation"`)
 		if err != nil {
 			return err
 		}
@@ -105,7 +105,7 @@ func TestLookalikeSecretsDoNotGrowMemory(t *testing.T) {
 		}
 		return nil
 	})
-	addsAfter, _, _ := op.metric("workqueue_adds_total", `name="habilitation"`)
+	addsAfter, _, _ := op.Metric("workqueue_adds_total", `name="habilitation"`)
 	t.Logf("workqueue_adds_total{name=\"habilitation\"} grew by %v for %d look-alikes (the queue coalesces adds of a key already queued)", addsAfter-addsBefore, lookalikes)
 	// Proof that the operator's watch delivered all of them (see operatorHasSeen): drift on
 	// the real injected Secret of the Habilitation they name, made after them, is restored.
@@ -163,11 +163,11 @@ func heap(t *testing.T) (inuse, alloc float64) {
 	if err := op.forceGC(); err != nil {
 		t.Fatal(err)
 	}
-	inuse, found, err := op.metric("go_memstats_heap_inuse_bytes")
+	inuse, found, err := op.Metric("go_memstats_heap_inuse_bytes")
 	if err != nil || !found {
 		t.Fatalf("go_memstats_heap_inuse_bytes: found %v, %v", found, err)
 	}
-	alloc, found, err = op.metric("go_memstats_heap_alloc_bytes")
+	alloc, found, err = op.Metric("go_memstats_heap_alloc_bytes")
 	if err != nil || !found {
 		t.Fatalf("go_memstats_heap_alloc_bytes: found %v, %v", found, err)
 	}

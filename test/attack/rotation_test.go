@@ -208,7 +208,7 @@ func seriesCount(e eventsv1.Event) int {
 func habilitationsQuiet(t *testing.T) {
 	t.Helper()
 	waitFor(t, waitTimeout, "no Habilitation reconcile in flight", func(context.Context) error {
-		active, found, err := op.metric("controller_runtime_active_workers", `controller="habilitation"`)
+		active, found, err := op.Metric("controller_runtime_active_workers", `controller="habilitation"`)
 		if err != nil {
 			return err
 		}

@@ -88,18 +88,7 @@ func readyClient(t *testing.T, name string, policy jetonv1alpha1.NamespacePolicy
 func habilitation(t *testing.T, name, clientName, tok string) *jetonv1alpha1.Habilitation {
 	t.Helper()
 	ctx := context.Background()
-	src := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: credNS, Name: name + "-token"},
-		Data:       map[string][]byte{"token": []byte(tok)},
-	}
-	h := &jetonv1alpha1.Habilitation{
-		ObjectMeta: metav1.ObjectMeta{Namespace: credNS, Name: name},
-		Spec: jetonv1alpha1.HabilitationSpec{
-			ClientRef:      jetonv1alpha1.ClientReference{Name: clientName},
-			API:            jetonv1alpha1.APIEntreprise,
-			TokenSecretRef: jetonv1alpha1.SecretKeyReference{Name: src.Name, Key: "token"},
-		},
-	}
+	src, h := testenv.Habilitation(credNS, name, clientName, jetonv1alpha1.APIEntreprise, tok)
 	for _, o := range []client.Object{src, h} {
 		if err := env.Client.Create(ctx, o); err != nil {
 			t.Fatalf("creating %T %s: %v", o, o.GetName(), err)

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
+	"github.com/jeton-dev/jeton/internal/testenv"
 )
 
 // serviceAccount is the identity config/default gives the manager.
@@ -74,7 +75,7 @@ func TestDefaultDeploymentRBACSuffices(t *testing.T) {
 		t.Fatalf("kubectl apply -k config/samples: %v\n%s", err, stderr)
 	}
 	p := startManager(t, kubeconfigPath)
-	p.eventually(t, "the lease", func() error { return leaseHeld(ctx) })
+	p.eventually(t, "the lease", func() error { return testenv.LeaseHeld(ctx, env.Client, operatorNamespace) })
 
 	// Each kind gets a Ready condition: the PublicClient's namespace, NetworkPolicy and
 	// status were written; the Habilitation and the TechnicalToken read their (absent)
@@ -112,7 +113,7 @@ func TestDefaultDeploymentRBACSuffices(t *testing.T) {
 
 	p.stop(t)
 	forbidden := regexp.MustCompile(`(?i).*forbidden.*`)
-	if lines := forbidden.FindAllString(p.output.String(), -1); len(lines) > 0 {
+	if lines := forbidden.FindAllString(p.Out.String(), -1); len(lines) > 0 {
 		t.Errorf("the manager hit RBAC denials as its ServiceAccount; add +kubebuilder:rbac markers and run make manifests:\n%s",
 			strings.Join(lines, "\n"))
 	}

@@ -6,12 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,29 +16,6 @@ import (
 
 	"github.com/jeton-dev/jeton/internal/testenv"
 )
-
-var (
-	buildOnce sync.Once
-	buildErr  error
-)
-
-// managerBinary builds cmd/ once per test run, as shipped (CGO off, like the image).
-func managerBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(binDir, "jeton")
-	buildOnce.Do(func() {
-		cmd := exec.Command("go", "build", "-o", bin, "./cmd")
-		cmd.Dir = env.Root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return bin
-}
 
 func httpGet(url string) (int, string, error) {
 	c := http.Client{Timeout: 5 * time.Second}
@@ -62,55 +35,25 @@ func getLease(ctx context.Context) (*coordinationv1.Lease, error) {
 }
 
 // managerProcess is a running manager binary.
-type managerProcess struct {
-	cmd         *exec.Cmd
-	output      *testenv.SyncBuffer
-	exited      chan error
-	stopped     bool
-	metricsAddr string
-	probeAddr   string
-}
+type managerProcess struct{ *testenv.Manager }
 
 // startManager starts the manager binary with kubeconfig, leader election in the
 // operator namespace, free ports and args. It is killed at the end of the test if still
 // running, and its output is logged if the test failed.
 func startManager(t *testing.T, kubeconfig string, args ...string) *managerProcess {
 	t.Helper()
-	p := &managerProcess{output: &testenv.SyncBuffer{}, exited: make(chan error, 1),
-		metricsAddr: testenv.FreeAddr(t), probeAddr: testenv.FreeAddr(t)}
-	p.cmd = exec.Command(managerBinary(t), append([]string{
-		"--kubeconfig", kubeconfig,
+	return &managerProcess{env.StartTestManager(t, "manager", kubeconfig, nil, append([]string{
 		"--leader-elect",
 		"--leader-election-namespace", operatorNamespace,
-		"--credentials-namespaces", operatorNamespace,
-		"--metrics-bind-address", p.metricsAddr,
-		"--health-probe-bind-address", p.probeAddr}, args...)...)
-	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.exited <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		if !p.stopped {
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
-		if t.Failed() {
-			t.Logf("manager output:\n%s", p.output.String())
-		}
-	})
-	return p
+		"--credentials-namespaces", operatorNamespace}, args...)...)}
 }
 
 // eventually is the package's eventually, failing at once if the manager dies.
 func (p *managerProcess) eventually(t *testing.T, what string, f func() error) {
 	t.Helper()
 	eventually(t, time.Minute, func() error {
-		select {
-		case err := <-p.exited:
-			p.stopped = true
-			t.Fatalf("the manager exited (%v) while waiting for %s", err, what)
-		default:
+		if !p.Running() {
+			t.Fatalf("the manager exited (%v) while waiting for %s", p.ExitErr(), what)
 		}
 		return f()
 	})
@@ -119,30 +62,9 @@ func (p *managerProcess) eventually(t *testing.T, what string, f func() error) {
 // stop sends SIGTERM; the manager must exit 0 within 45s.
 func (p *managerProcess) stop(t *testing.T) {
 	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	if err := p.Stop(45 * time.Second); err != nil {
+		t.Fatalf("the manager %v", err)
 	}
-	select {
-	case err := <-p.exited:
-		p.stopped = true
-		if err != nil {
-			t.Fatalf("the manager exited with %v after SIGTERM, want exit code 0", err)
-		}
-	case <-time.After(45 * time.Second):
-		t.Fatal("the manager did not exit within 45s of SIGTERM")
-	}
-}
-
-// leaseHeld waits until the Lease jeton.dev has a holder.
-func leaseHeld(ctx context.Context) error {
-	lease, err := getLease(ctx)
-	if err != nil {
-		return err
-	}
-	if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
-		return errors.New("lease jeton.dev has no holder")
-	}
-	return nil
 }
 
 func TestManagerLifecycle(t *testing.T) {
@@ -151,11 +73,11 @@ func TestManagerLifecycle(t *testing.T) {
 	// covers the secure default).
 	p := startManager(t, env.Kubeconfig, "--max-concurrent-reconciles", "3", "--metrics-secure=false")
 
-	p.eventually(t, "the lease", func() error { return leaseHeld(ctx) })
+	p.eventually(t, "the lease", func() error { return testenv.LeaseHeld(ctx, env.Client, operatorNamespace) })
 
 	for _, path := range []string{"/healthz", "/readyz"} {
 		p.eventually(t, path, func() error {
-			code, body, err := httpGet("http://" + p.probeAddr + path)
+			code, body, err := httpGet("http://" + p.ProbeAddr + path)
 			if err != nil {
 				return err
 			}
@@ -167,7 +89,7 @@ func TestManagerLifecycle(t *testing.T) {
 	}
 
 	p.eventually(t, "/metrics", func() error {
-		code, body, err := httpGet("http://" + p.metricsAddr + "/metrics")
+		code, body, err := httpGet("http://" + p.MetricsAddr + "/metrics")
 		if err != nil {
 			return err
 		}
@@ -192,8 +114,8 @@ func TestManagerLifecycle(t *testing.T) {
 	})
 
 	for _, want := range []string{`"credentialsNamespaces":["jeton-system"]`, `"metricsSecure":false`} {
-		if !strings.Contains(p.output.String(), want) {
-			t.Errorf("the manager did not log its configuration (%s) at start:\n%s", want, p.output.String())
+		if !strings.Contains(p.Out.String(), want) {
+			t.Errorf("the manager did not log its configuration (%s) at start:\n%s", want, p.Out.String())
 		}
 	}
 
@@ -209,7 +131,10 @@ func TestManagerLifecycle(t *testing.T) {
 }
 
 func TestManagerRejectsBadFlags(t *testing.T) {
-	bin := managerBinary(t)
+	bin, err := env.ManagerBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		args []string
 		want string

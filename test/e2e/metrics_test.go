@@ -91,7 +91,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	p := startManager(t, env.Kubeconfig, "--leader-elect=false", "--credentials-namespaces", credNS, "--test-probe-interval", "1s",
 		"--allowed-api-hosts", strings.TrimPrefix(srv.URL, "http://"))
 	// Scraped as Prometheus does: HTTPS (the default) with a token allowed to GET /metrics.
-	prometheus := secureScraper(p.metricsAddr, readerToken)
+	prometheus := secureScraper(p.MetricsAddr, readerToken)
 
 	var families map[string]*dto.MetricFamily
 	var body string
@@ -208,23 +208,23 @@ func TestMetricsRequireAuthentication(t *testing.T) {
 
 	// No --metrics-secure: the default.
 	p := startManager(t, kubeconfigPath, "--leader-elect=false", "--credentials-namespaces", ns)
-	anonymous := secureScraper(p.metricsAddr, "")
+	anonymous := secureScraper(p.MetricsAddr, "")
 	p.eventually(t, "/metrics over HTTPS refusing a request without a token (401)", func() error {
 		return anonymous.wantStatus(http.StatusUnauthorized)
 	})
 	// A bearer token the API server rejects is refused too. controller-runtime's filter answers
 	// 500 there, not 401 (it treats the TokenReview's error as its own), so only the refusal
 	// is asserted.
-	if code, body, err := secureScraper(p.metricsAddr, "not-a-token").get(); err != nil {
+	if code, body, err := secureScraper(p.MetricsAddr, "not-a-token").get(); err != nil {
 		t.Errorf("a bearer token the API server does not know: %v", err)
 	} else if code == http.StatusOK || strings.Contains(body, "jeton_") {
 		t.Errorf("a bearer token the API server does not know got %d and metrics, want a refusal", code)
 	}
-	if err := secureScraper(p.metricsAddr, intruderToken).wantStatus(http.StatusForbidden); err != nil {
+	if err := secureScraper(p.MetricsAddr, intruderToken).wantStatus(http.StatusForbidden); err != nil {
 		t.Errorf("a ServiceAccount token not bound to metrics-reader: %v", err)
 	}
 
-	prometheus := secureScraper(p.metricsAddr, readerToken)
+	prometheus := secureScraper(p.MetricsAddr, readerToken)
 	p.eventually(t, "the jeton series for a metrics-reader token", func() error {
 		families, _, err := prometheus.scrape()
 		if err != nil {
@@ -237,12 +237,12 @@ func TestMetricsRequireAuthentication(t *testing.T) {
 	})
 
 	// Plain HTTP on the same port gets no metrics (Go's TLS server answers 400 to it).
-	code, body, err := httpGet("http://" + p.metricsAddr + "/metrics")
+	code, body, err := httpGet("http://" + p.MetricsAddr + "/metrics")
 	if err == nil && (code == http.StatusOK || strings.Contains(body, "jeton_")) {
 		t.Errorf("plain HTTP on the metrics port answered %d with metrics; want a TLS-only endpoint", code)
 	}
 
-	out := p.output.String()
+	out := p.Out.String()
 	if !strings.Contains(out, `"metricsSecure":true`) {
 		t.Errorf("the manager did not log metricsSecure=true at start")
 	}
@@ -272,7 +272,7 @@ func TestMetricsCertificateFromDirectory(t *testing.T) {
 	}
 	p := startManager(t, env.Kubeconfig, "--leader-elect=false",
 		"--metrics-cert-path", dir, "--metrics-cert-name", "metrics.crt", "--metrics-cert-key", "metrics.key")
-	verifying := secureScraper(p.metricsAddr, "")
+	verifying := secureScraper(p.MetricsAddr, "")
 	verifying.client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}}
 	p.eventually(t, "/metrics over HTTPS with the given certificate, verified", func() error {
 		return verifying.wantStatus(http.StatusUnauthorized)

@@ -98,8 +98,8 @@ func TestAPIServerRestart(t *testing.T) {
 	for i := range restarts {
 		restartAPIServer(t)
 		t.Logf("kube-apiserver restarted (%d/%d)", i+1, restarts)
-		if !o.running() {
-			t.Fatalf("the operator exited when the API server went away: %v", o.exitErr)
+		if !o.Running() {
+			t.Fatalf("the operator exited when the API server went away: %v", o.ExitErr())
 		}
 		rotate(t, ctx, emu, tenants[0])
 		for j := range 2 {
@@ -112,10 +112,10 @@ func TestAPIServerRestart(t *testing.T) {
 		})
 	}
 	checkRestarts(t, ctx, tenants)
-	if !o.running() {
-		t.Errorf("the operator exited: %v", o.exitErr)
+	if !o.Running() {
+		t.Errorf("the operator exited: %v", o.ExitErr())
 	}
-	noTokenIn(t, "operator output", o.out.String(), tokensOf(tenants))
+	noTokenIn(t, "operator output", o.Out.String(), tokensOf(tenants))
 }
 
 // pidOf finds the process running binary with arg among its arguments (other test packages

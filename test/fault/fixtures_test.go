@@ -60,6 +60,8 @@ func createTenant(t *testing.T, ctx context.Context, r *rand.Rand, emu *emulator
 	tn.token, tn.tokenID = mint(t, emu, api)
 
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: tn.client, Labels: map[string]string{jetonv1alpha1.LabelClient: tn.client}}}
+	// testenv.Habilitation names its token Secret <hab>-token, as tn.sourceSecret() does.
+	src, hab := testenv.Habilitation(credNS, tn.hab, tn.client, api, tn.token)
 	objs := []client.Object{
 		ns,
 		testenv.Workload(tn.client, "teleservice", tn.hab),
@@ -68,18 +70,8 @@ func createTenant(t *testing.T, ctx context.Context, r *rand.Rand, emu *emulator
 			// The namespace exists first (with its workload): adopted on request.
 			Spec: jetonv1alpha1.PublicClientSpec{DisplayName: "Commune " + tn.client, SIRET: tn.siret, AdoptNamespace: true},
 		},
-		&corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Namespace: credNS, Name: tn.sourceSecret()},
-			Data:       map[string][]byte{"token": []byte(tn.token)},
-		},
-		&jetonv1alpha1.Habilitation{
-			ObjectMeta: metav1.ObjectMeta{Namespace: credNS, Name: tn.hab},
-			Spec: jetonv1alpha1.HabilitationSpec{
-				ClientRef:      jetonv1alpha1.ClientReference{Name: tn.client},
-				API:            api,
-				TokenSecretRef: jetonv1alpha1.SecretKeyReference{Name: tn.sourceSecret(), Key: "token"},
-			},
-		},
+		src,
+		hab,
 	}
 	for _, o := range objs {
 		if err := env.Client.Create(ctx, o); err != nil {

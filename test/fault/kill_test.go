@@ -103,8 +103,8 @@ func TestKillAtRandomPoints(t *testing.T) {
 		return converged(ctx, credNS, live, deleted)
 	})
 	checkRestarts(t, ctx, live)
-	if !final.running() {
-		t.Errorf("the last operator exited: %v", final.exitErr)
+	if !final.Running() {
+		t.Errorf("the last operator exited: %v", final.ExitErr())
 	}
 
 	// The client namespaces hold nothing of another client: each holds one jeton Secret.
@@ -119,7 +119,7 @@ func TestKillAtRandomPoints(t *testing.T) {
 	}
 	secrets := tokensOf(tenants)
 	for _, op := range ops {
-		noTokenIn(t, "output of operator "+op.name, op.out.String(), secrets)
+		noTokenIn(t, "output of operator "+op.name, op.Out.String(), secrets)
 	}
 }
 
@@ -139,8 +139,8 @@ func killAt(t *testing.T, o *operator, at, total int, progress func(context.Cont
 	t.Helper()
 	var reached int
 	err := testenv.Poll(90*time.Second+time.Duration(total)*300*time.Millisecond, 10*time.Millisecond, func(ctx context.Context) error {
-		if !o.running() {
-			return fmt.Errorf("operator %s exited on its own: %v", o.name, o.exitErr)
+		if !o.Running() {
+			return fmt.Errorf("operator %s exited on its own: %v", o.name, o.ExitErr())
 		}
 		n, err := progress(ctx)
 		if err != nil {

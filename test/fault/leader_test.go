@@ -17,7 +17,7 @@ var writeMethods = []string{"POST", "PUT", "PATCH", "DELETE"}
 func writes(o *operator) (float64, error) {
 	var total float64
 	for _, m := range writeMethods {
-		v, _, err := o.metric("rest_client_requests_total", fmt.Sprintf("method=%q", m))
+		v, _, err := o.Metric("rest_client_requests_total", fmt.Sprintf("method=%q", m))
 		if err != nil {
 			return 0, err
 		}
@@ -28,13 +28,13 @@ func writes(o *operator) (float64, error) {
 
 // reconciles counts o's reconciles, all controllers and results together.
 func reconciles(o *operator) (float64, error) {
-	v, _, err := o.metric("controller_runtime_reconcile_total")
+	v, _, err := o.Metric("controller_runtime_reconcile_total")
 	return v, err
 }
 
 // isLeader reads client-go's leader_election_master_status gauge of o.
 func isLeader(o *operator) (bool, error) {
-	v, _, err := o.metric("leader_election_master_status", `name="jeton.dev"`)
+	v, _, err := o.Metric("leader_election_master_status", `name="jeton.dev"`)
 	return v == 1, err
 }
 
@@ -61,7 +61,7 @@ func TestOnlyTheLeaderWrites(t *testing.T) {
 		return nil
 	})
 	follower := startOperator(t, "replica-b", credNS, leArgs...)
-	waitFor(t, 60*time.Second, "replica-b to be up (informers synced)", follower.ready)
+	waitFor(t, 60*time.Second, "replica-b to be up (informers synced)", follower.Ready)
 	if ok, err := isLeader(follower); err != nil || ok {
 		t.Fatalf("replica-b leads (%v) while replica-a holds the Lease (err %v)", ok, err)
 	}
@@ -118,6 +118,6 @@ func TestOnlyTheLeaderWrites(t *testing.T) {
 	}
 	checkRestarts(t, ctx, tenants)
 	for _, o := range []*operator{leader, follower} {
-		noTokenIn(t, "output of "+o.name, o.out.String(), tokensOf(tenants))
+		noTokenIn(t, "output of "+o.name, o.Out.String(), tokensOf(tenants))
 	}
 }

@@ -13,11 +13,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,10 +21,8 @@ import (
 )
 
 var (
-	env *testenv.Env
-	// operatorBin is the manager binary, built once in TestMain.
-	operatorBin string
-	long        = flag.Bool("fault.long", os.Getenv("JETON_FAULT_LONG") == "1",
+	env  *testenv.Env
+	long = flag.Bool("fault.long", os.Getenv("JETON_FAULT_LONG") == "1",
 		"run the longer fault variants (more objects, more kills, more restarts)")
 	// The scale variant of TestKillAtRandomPoints (docs/benchmarks.md): e.g.
 	// go test ./test/fault -run TestKillAtRandomPoints -count 10 -timeout 4h -fault.clients 1000 -fault.kills 10
@@ -38,42 +32,20 @@ var (
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "jeton-fault-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "fault:", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-
-	e, err := testenv.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "fault:", err)
-		return 1
-	}
-	env = e
-	defer func() {
-		if err := env.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "fault: stopping the control plane:", err)
+	code := testenv.Run(func(e *testenv.Env) int {
+		env = e
+		// Built once for every test of the package, before the first one.
+		if _, err := env.ManagerBinary(); err != nil {
+			fmt.Fprintln(os.Stderr, "fault:", err)
+			return 1
 		}
-		for _, d := range certDirs {
-			_ = os.RemoveAll(d)
-		}
-	}()
-
-	// Built as shipped (CGO off, like the image), once for every test of the package.
-	operatorBin = filepath.Join(dir, "jeton")
-	build := exec.Command("go", "build", "-o", operatorBin, "./cmd")
-	build.Dir = env.Root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "fault: go build ./cmd: %v\n%s", err, out)
-		return 1
+		return m.Run()
+	})
+	// Only once the control plane that uses them has stopped.
+	for _, d := range certDirs {
+		_ = os.RemoveAll(d)
 	}
-	return m.Run()
+	os.Exit(code)
 }
 
 // seeded returns the test's random source: JETON_FAULT_SEED when set, else a fresh seed,
@@ -103,13 +75,8 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func(ctx con
 
 // operator is one running jeton manager process.
 type operator struct {
-	name        string
-	cmd         *exec.Cmd
-	out         *testenv.SyncBuffer
-	metricsAddr string
-	probeAddr   string
-	done        chan struct{} // closed when the process has exited
-	exitErr     error
+	*testenv.Manager
+	name string
 }
 
 // startOperator starts the manager binary against the test control plane. extra flags
@@ -117,70 +84,21 @@ type operator struct {
 // its output is logged when the test failed.
 func startOperator(t *testing.T, name, credentialsNamespace string, extra ...string) *operator {
 	t.Helper()
-	o := &operator{name: name, out: &testenv.SyncBuffer{}, metricsAddr: testenv.FreeAddr(t), probeAddr: testenv.FreeAddr(t), done: make(chan struct{})}
-	args := append([]string{
-		"--kubeconfig", env.Kubeconfig,
+	m := env.StartTestManager(t, "operator "+name, env.Kubeconfig, nil, append([]string{
 		"--credentials-namespaces", credentialsNamespace,
-		"--metrics-bind-address", o.metricsAddr,
 		"--metrics-secure=false", // loopback only: the tests scrape plain HTTP
-		"--health-probe-bind-address", o.probeAddr,
 		// Debug logs: more places a token could leak from, and all of them are checked.
 		"--zap-log-level", "debug",
-	}, extra...)
-	o.cmd = exec.Command(operatorBin, args...)
-	o.cmd.Stdout, o.cmd.Stderr = o.out, o.out
-	if err := o.cmd.Start(); err != nil {
-		t.Fatalf("starting operator %s: %v", name, err)
-	}
-	go func() {
-		o.exitErr = o.cmd.Wait()
-		close(o.done)
-	}()
-	t.Cleanup(func() {
-		o.kill(t)
-		if t.Failed() {
-			t.Logf("operator %s output (last 60 lines):\n%s", name, testenv.LastLines(o.out.String(), 60))
-		}
-	})
-	return o
+	}, extra...)...)
+	return &operator{Manager: m, name: name}
 }
 
 // kill sends SIGKILL, as a node failure or the OOM killer would, and waits for the exit.
 func (o *operator) kill(t *testing.T) {
 	t.Helper()
-	select {
-	case <-o.done:
-		return
-	default:
+	if err := o.Kill(30 * time.Second); err != nil {
+		t.Fatalf("operator %s %v", o.name, err)
 	}
-	_ = o.cmd.Process.Signal(syscall.SIGKILL)
-	select {
-	case <-o.done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("operator %s did not exit 30s after SIGKILL", o.name)
-	}
-}
-
-// ready returns nil once the operator's /readyz passes: its informers have synced.
-func (o *operator) ready(ctx context.Context) error {
-	return testenv.Readyz(ctx, o.probeAddr)
-}
-
-// running reports whether the process has not exited.
-func (o *operator) running() bool {
-	select {
-	case <-o.done:
-		return false
-	default:
-		return true
-	}
-}
-
-// metric sums the samples of a metric family on the operator's /metrics whose label set
-// contains every one of labels (each written `name="value"`). found is false when the
-// family has no such sample.
-func (o *operator) metric(name string, labels ...string) (sum float64, found bool, err error) {
-	return testenv.ScrapeMetric("http://"+o.metricsAddr+"/metrics", name, labels...)
 }
 
 // suffix returns a short random DNS-label suffix, so that the cluster-scoped objects of
@@ -198,14 +116,7 @@ func suffix(r *rand.Rand) string {
 // appears in text: operator logs, events, status.
 func noTokenIn(t *testing.T, where, text string, tokens []string) {
 	t.Helper()
-	for _, tok := range tokens {
-		secret := tok
-		if i := strings.LastIndexByte(tok, '.'); i >= 0 {
-			secret = tok[i+1:]
-		}
-		if strings.Contains(text, secret) {
-			t.Errorf("%s contains a token (fingerprint-worthy secret leaked)", where)
-			return
-		}
+	if testenv.ContainsToken(text, tokens) {
+		t.Errorf("%s contains a token (fingerprint-worthy secret leaked)", where)
 	}
 }

@@ -166,9 +166,9 @@ func TestProbeHonoursRetryAfterAndRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	noTokenIn(t, "TechnicalToken status and events", string(dump), []string{tok})
-	noTokenIn(t, "operator output", op.out.String(), []string{tok})
-	if !op.running() {
-		t.Error(errors.Join(errors.New("the operator exited"), op.exitErr))
+	noTokenIn(t, "operator output", op.Out.String(), []string{tok})
+	if !op.Running() {
+		t.Error(errors.Join(errors.New("the operator exited"), op.ExitErr()))
 	}
 }
 

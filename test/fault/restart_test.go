@@ -38,11 +38,11 @@ func TestRestartOfAConvergedFleetWritesNothing(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		depth, _, err := second.metric("workqueue_depth")
+		depth, _, err := second.Metric("workqueue_depth")
 		if err != nil {
 			return err
 		}
-		active, _, err := second.metric("controller_runtime_active_workers")
+		active, _, err := second.Metric("controller_runtime_active_workers")
 		if err != nil {
 			return err
 		}
@@ -55,7 +55,7 @@ func TestRestartOfAConvergedFleetWritesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gets, _, err := second.metric("rest_client_requests_total", `method="GET"`)
+	gets, _, err := second.Metric("rest_client_requests_total", `method="GET"`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,5 +69,5 @@ func TestRestartOfAConvergedFleetWritesNothing(t *testing.T) {
 		t.Errorf("the restart sent %v GETs for %d clients: it reads objects one by one instead of from its cache", gets, len(tenants))
 	}
 	checkRestarts(t, ctx, tenants)
-	noTokenIn(t, "output of "+second.name, second.out.String(), tokensOf(tenants))
+	noTokenIn(t, "output of "+second.name, second.Out.String(), tokensOf(tenants))
 }

@@ -117,7 +117,7 @@ func TestHelmLifecycle(t *testing.T) {
 	c.kubectl(t, nil, "apply", "-k", repoPath("config/samples"))
 
 	p := startChartManager(t, parseManifests(t, manifest), saKubeconfig)
-	p.eventually(t, time.Minute, "the lease", func() error { return leaseHeld(ctx, c.client, operatorNamespace) })
+	p.eventually(t, time.Minute, "the lease", func() error { return testenv.LeaseHeld(ctx, c.client, operatorNamespace) })
 	reconciled := func(obj client.Object, conds func() []metav1.Condition) func() error {
 		return func() error {
 			if err := c.client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
@@ -195,12 +195,10 @@ func startChartManager(t *testing.T, objs objects, kubeconfig string) *manager {
 	ctr := container(t, d)
 	var args []string
 	for _, a := range stringList(ctr["args"]) {
-		switch {
-		case strings.HasPrefix(a, "--metrics-bind-address="):
-			// The secure default stays: HTTPS, TokenReview and SubjectAccessReview as the SA.
-			a = "--metrics-bind-address=" + testenv.FreeAddr(t)
-		case strings.HasPrefix(a, "--health-probe-bind-address="):
-			continue // startManager sets it
+		// startManager sets the addresses, on free loopback ports. The secure metrics default
+		// stays: HTTPS, TokenReview and SubjectAccessReview as the SA.
+		if strings.HasPrefix(a, "--metrics-bind-address=") || strings.HasPrefix(a, "--health-probe-bind-address=") {
+			continue
 		}
 		args = append(args, a)
 	}

@@ -326,7 +326,7 @@ func runImage(t *testing.T, root string, cfg ociConfig) {
 	cmd.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
 		"KUBERNETES_SERVICE_HOST=" + api.Hostname(), "KUBERNETES_SERVICE_PORT=" + api.Port(),
 		"POD_NAMESPACE=" + operatorNamespace, "JETON_MEMORY_LIMIT=268435456"}, cfg.Config.Env...)
-	p := startProcess(t, cmd, probeAddr)
+	p := startProcess(t, cmd, metricsAddr, probeAddr)
 	p.ready(t)
 
 	// What runs is the manager, as 65532, on a read-only root.

@@ -17,12 +17,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/jeton-dev/jeton/internal/testenv"
 )
@@ -34,36 +30,21 @@ var (
 	// env is the package's control plane, with the CRDs installed by envtest. The Helm
 	// lifecycle test starts its own, without CRDs, so that the chart installs them.
 	env *testenv.Env
-	// tmpDir holds what the package builds (the manager binary).
+	// tmpDir holds what the package builds (the release bundle).
 	tmpDir string
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	var err error
-	if env, err = testenv.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, "packaging:", err)
-		return 1
-	}
-	defer func() {
-		if err := env.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "packaging: stopping the control plane:", err)
+	os.Exit(testenv.Run(func(e *testenv.Env) int {
+		env = e
+		var err error
+		if tmpDir, err = os.MkdirTemp("", "jeton-packaging-"); err != nil {
+			fmt.Fprintln(os.Stderr, "packaging:", err)
+			return 1
 		}
-	}()
-	if tmpDir, err = os.MkdirTemp("", "jeton-packaging-"); err != nil {
-		fmt.Fprintln(os.Stderr, "packaging:", err)
-		return 1
-	}
-	defer os.RemoveAll(tmpDir)
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}}
-	if err := env.Client.Create(context.Background(), ns); err != nil {
-		fmt.Fprintln(os.Stderr, "packaging: creating namespace:", err)
-		return 1
-	}
-	return m.Run()
+		defer os.RemoveAll(tmpDir)
+		return m.Run()
+	}, testenv.WithNamespaces(operatorNamespace)))
 }
 
 // tool returns the path of a tool `make test` installs into bin/, failing the test with the
@@ -135,27 +116,3 @@ func must(t *testing.T, stdin []byte, env []string, name string, args ...string)
 }
 
 func rootDir() string { return env.Root }
-
-var (
-	managerOnce sync.Once
-	managerPath string
-	managerErr  error
-)
-
-// managerBinary builds cmd/ once per run, as shipped (CGO off).
-func managerBinary(t *testing.T) string {
-	t.Helper()
-	managerOnce.Do(func() {
-		managerPath = filepath.Join(tmpDir, "jeton")
-		cmd := exec.Command("go", "build", "-o", managerPath, "./cmd")
-		cmd.Dir = env.Root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			managerErr = fmt.Errorf("go build ./cmd: %v\n%s", err, out)
-		}
-	})
-	if managerErr != nil {
-		t.Fatal(managerErr)
-	}
-	return managerPath
-}

@@ -2,75 +2,46 @@ package packaging
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-
-	coordinationv1 "k8s.io/api/coordination/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/jeton-dev/jeton/internal/testenv"
 )
 
 // manager is a running manager process.
-type manager struct {
-	cmd       *exec.Cmd
-	output    *testenv.SyncBuffer
-	exited    chan error
-	stopped   bool
-	probeAddr string
-}
+type manager struct{ *testenv.Manager }
 
-// startProcess starts cmd (a manager, from the binary or from the image), collecting its
-// output. It is killed at the end of the test if still running, and its output logged if
-// the test failed.
-func startProcess(t *testing.T, cmd *exec.Cmd, probeAddr string) *manager {
+// startProcess starts cmd, the manager from the image, serving on metricsAddr and
+// probeAddr, and collects its output. It is killed at the end of the test if still running,
+// and its output logged if the test failed.
+func startProcess(t *testing.T, cmd *exec.Cmd, metricsAddr, probeAddr string) *manager {
 	t.Helper()
-	p := &manager{cmd: cmd, output: &testenv.SyncBuffer{}, exited: make(chan error, 1), probeAddr: probeAddr}
-	cmd.Stdout, cmd.Stderr = p.output, p.output
-	if err := cmd.Start(); err != nil {
+	m, err := testenv.RunManager(cmd, metricsAddr, probeAddr)
+	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { p.exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if !p.stopped {
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
-		if t.Failed() {
-			t.Logf("%s output (last lines):\n%s", cmd.Path, testenv.LastLines(p.output.String(), 60))
-		}
-	})
-	return p
+	m.KillAtEnd(t, cmd.Path)
+	return &manager{m}
 }
 
 // startManager runs the manager binary with kubeconfig and args; extraEnv adds to its
 // environment (POD_NAMESPACE, as the Deployment sets it).
 func startManager(t *testing.T, kubeconfig string, extraEnv []string, args ...string) *manager {
 	t.Helper()
-	probeAddr := testenv.FreeAddr(t)
-	cmd := exec.Command(managerBinary(t), append([]string{"--kubeconfig", kubeconfig,
-		"--health-probe-bind-address", probeAddr}, args...)...)
-	cmd.Env = append(os.Environ(), extraEnv...)
-	return startProcess(t, cmd, probeAddr)
+	return &manager{env.StartTestManager(t, "manager", kubeconfig, extraEnv, args...)}
 }
 
 // eventually polls f for up to timeout, failing at once if the process exits.
 func (p *manager) eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
 	t.Helper()
 	err := testenv.Poll(timeout, 250*time.Millisecond, func(context.Context) error {
-		select {
-		case err := <-p.exited:
-			p.stopped = true
-			return fmt.Errorf("exited (%v) while waiting for %s", err, what)
-		default:
+		if !p.Running() {
+			return fmt.Errorf("exited (%v) while waiting for %s", p.ExitErr(), what)
 		}
 		return f()
 	})
@@ -83,27 +54,15 @@ func (p *manager) eventually(t *testing.T, timeout time.Duration, what string, f
 func (p *manager) ready(t *testing.T) {
 	t.Helper()
 	p.eventually(t, 90*time.Second, "/readyz", func() error {
-		return httpOK("http://" + p.probeAddr + "/readyz")
+		return httpOK("http://" + p.ProbeAddr + "/readyz")
 	})
 }
 
 // stop sends SIGTERM; the process must exit 0 within 45s, as a pod's would.
 func (p *manager) stop(t *testing.T) {
 	t.Helper()
-	if p.stopped {
-		return
-	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Stop(45 * time.Second); err != nil {
 		t.Fatal(err)
-	}
-	select {
-	case err := <-p.exited:
-		p.stopped = true
-		if err != nil {
-			t.Fatalf("exited with %v after SIGTERM, want 0", err)
-		}
-	case <-time.After(45 * time.Second):
-		t.Fatal("did not exit within 45s of SIGTERM")
 	}
 }
 
@@ -111,7 +70,7 @@ func (p *manager) stop(t *testing.T) {
 func (p *manager) noForbidden(t *testing.T, identity string) {
 	t.Helper()
 	var denied []string
-	for _, line := range strings.Split(p.output.String(), "\n") {
+	for _, line := range strings.Split(p.Out.String(), "\n") {
 		if strings.Contains(strings.ToLower(line), "forbidden") {
 			denied = append(denied, line)
 		}
@@ -131,18 +90,6 @@ func httpOK(url string) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s answered %d: %s", url, resp.StatusCode, body)
-	}
-	return nil
-}
-
-// leaseHeld checks that the Lease jeton.dev in namespace has a holder.
-func leaseHeld(ctx context.Context, c client.Client, namespace string) error {
-	lease := &coordinationv1.Lease{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "jeton.dev"}, lease); err != nil {
-		return err
-	}
-	if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
-		return errors.New("lease jeton.dev has no holder")
 	}
 	return nil
 }

@@ -173,12 +173,11 @@ func runScenario(t *testing.T) observed {
 		t.Fatalf("applying the scenario: %v\n%s", err, stderr)
 	}
 
-	metricsAddr := testenv.FreeAddr(t)
 	p := startManager(t, env.Kubeconfig, nil,
 		"--leader-elect", "--leader-election-namespace", operatorNamespace,
 		"--credentials-namespaces", operatorNamespace, "--allowed-api-hosts", host,
 		// Plain HTTP on loopback: the test reads the metrics as Prometheus would.
-		"--metrics-bind-address", metricsAddr, "--metrics-secure=false")
+		"--metrics-secure=false")
 
 	// Each resource reaches the state it is here for, for its current generation.
 	want := []struct {
@@ -239,7 +238,7 @@ func runScenario(t *testing.T) observed {
 	// The scrape: once every family the dashboard reads is there.
 	obs := observed{objects: map[string]map[string]any{}}
 	p.eventually(t, time.Minute, "the metrics of the scenario", func() error {
-		body, err := scrape("http://" + metricsAddr + "/metrics")
+		body, err := scrape("http://" + p.MetricsAddr + "/metrics")
 		if err != nil {
 			return err
 		}
