@@ -16,6 +16,7 @@ import (
 	"github.com/jeton-dev/jeton/internal/conditions"
 	"github.com/jeton-dev/jeton/internal/injection"
 	"github.com/jeton-dev/jeton/internal/token"
+	"github.com/jeton-dev/jeton/internal/tokensource"
 )
 
 // tokenBindings finds every Habilitation and TechnicalToken holding a token, for "one
@@ -152,7 +153,7 @@ type memoEntry struct{ resourceVersion, fingerprint string }
 // sourceFingerprint returns the fingerprint of the token a Secret key holds, or "" when the
 // Secret or key is missing or the value is not a token.
 func (b *tokenBindings) sourceFingerprint(ctx context.Context, namespace string, ref jetonv1alpha1.SecretKeyReference) string {
-	k := memoKey{namespace, ref.Name, cmp.Or(ref.Key, defaultTokenKey)}
+	k := memoKey{namespace, ref.Name, cmp.Or(ref.Key, tokensource.DefaultKey)}
 	s := &corev1.Secret{}
 	err := b.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, s, client.UnsafeDisableDeepCopy)
 

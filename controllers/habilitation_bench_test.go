@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
+	"github.com/jeton-dev/jeton/internal/testenv"
 	"github.com/jeton-dev/jeton/internal/token"
 )
 
@@ -45,7 +46,7 @@ func BenchmarkHabilitationRotation(b *testing.B) {
 		}
 		b.Cleanup(func() { _ = k8sClient.Delete(context.Background(), o) })
 	}
-	poll(b, "Habilitation injected", func() error {
+	testenv.WaitFor(b, 30*time.Second, "Habilitation injected", func(ctx context.Context) error {
 		got := &jetonv1alpha1.Habilitation{}
 		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(h), got); err != nil {
 			return err
@@ -71,7 +72,7 @@ func BenchmarkHabilitationRotation(b *testing.B) {
 		if err := k8sClient.Update(ctx, src); err != nil {
 			b.Fatal(err)
 		}
-		poll(b, "rotation", func() error {
+		testenv.WaitFor(b, 30*time.Second, "rotation", func(ctx context.Context) error {
 			s := &corev1.Secret{}
 			if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: pc.TargetNamespace(), Name: h.Name}, s); err != nil {
 				return err
@@ -88,23 +89,5 @@ func BenchmarkHabilitationRotation(b *testing.B) {
 			}
 			return nil
 		})
-	}
-}
-
-// poll retries cond every 5ms until it succeeds or 30s pass.
-func poll(b *testing.B, what string, cond func() error) {
-	b.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("timed out waiting for %s: %v", what, err)
-		}
-		<-tick.C
 	}
 }

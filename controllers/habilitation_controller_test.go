@@ -850,26 +850,3 @@ func kstatusOf(t *testing.T, obj client.Object) status.Status {
 func dnToken(id, secret string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(id + ";" + secret))
 }
-
-// TestRotated covers the restart decision: status is jeton's own record; nothing a tenant
-// writes (the injected Secret's annotation or data) counts, and a fingerprint recorded
-// before canonical fingerprints is the same token.
-func TestRotated(t *testing.T) {
-	for _, tc := range []struct {
-		name                   string
-		fp, statusFP, legacyFP string
-		want                   bool
-	}{
-		{"first injection", "new", "", "legacy-new", false},
-		{"steady state", "new", "new", "legacy-new", false},
-		{"rotation", "new", "old", "legacy-new", true},
-		{"crash after the Secret was written, status still old", "new", "old", "legacy-new", true},
-		{"status recorded the legacy fingerprint of the same token: no restart", "new", "legacy-new", "legacy-new", false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := rotated(tc.fp, tc.statusFP, tc.legacyFP); got != tc.want {
-				t.Errorf("rotated(%q, %q, %q) = %v, want %v", tc.fp, tc.statusFP, tc.legacyFP, got, tc.want)
-			}
-		})
-	}
-}

@@ -14,25 +14,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
+	"github.com/jeton-dev/jeton/internal/testenv"
 )
 
-// waitFor polls cond until it returns nil or the deadline passes, then fails the test with
-// the last error. Tests wait on conditions, never on the clock.
+// waitFor is testenv.WaitFor, by the short name the package's tests call.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func(ctx context.Context) error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	var last error
-	for {
-		if last = cond(ctx); last == nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, last)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	testenv.WaitFor(t, timeout, what, cond)
 }
 
 // uniqueName returns a DNS-label name with a random suffix, for test isolation.

@@ -11,7 +11,8 @@ import (
 	"github.com/jeton-dev/jeton/internal/token"
 )
 
-// Field indexes shared by the reconcilers. They are registered once, in Setup.
+// Field indexes of the reconcilers, registered by registerIndexes, which Setup calls before
+// it sets up any reconciler.
 const (
 	// IndexHabilitationClient indexes Habilitations by spec.clientRef.name.
 	IndexHabilitationClient = "spec.clientRef.name"
@@ -30,6 +31,9 @@ const (
 	// lookup: a label selector over the cache scans every managed Secret, which made each
 	// pass O(N) and a fleet's convergence O(N²).
 	IndexInjectedFor = "jeton.dev/injected-for"
+	// IndexPublicClientNamespace indexes PublicClients by target namespace, so that the clients
+	// claiming one namespace are found without listing them all.
+	IndexPublicClientNamespace = "publicclient.targetNamespace"
 )
 
 func registerIndexes(ctx context.Context, indexer client.FieldIndexer, opts Options) error {
@@ -61,6 +65,9 @@ func registerIndexes(ctx context.Context, indexer client.FieldIndexer, opts Opti
 		}},
 		{&corev1.Secret{}, IndexInjectedFor, func(o client.Object) []string {
 			return nonEmpty(injectedFor(o))
+		}},
+		{&jetonv1alpha1.PublicClient{}, IndexPublicClientNamespace, func(o client.Object) []string {
+			return []string{o.(*jetonv1alpha1.PublicClient).TargetNamespace()}
 		}},
 	}
 	for _, ix := range indexes {

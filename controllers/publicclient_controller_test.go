@@ -458,23 +458,6 @@ func TestPublicClientNetworkPolicyFollowsSpec(t *testing.T) {
 	}
 }
 
-func newHabilitation(t *testing.T, namespace, clientName string) *jetonv1alpha1.Habilitation {
-	t.Helper()
-	h := &jetonv1alpha1.Habilitation{
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: uniqueName("hab")},
-		Spec: jetonv1alpha1.HabilitationSpec{
-			ClientRef:      jetonv1alpha1.ClientReference{Name: clientName},
-			API:            jetonv1alpha1.APIEntreprise,
-			TokenSecretRef: jetonv1alpha1.SecretKeyReference{Name: uniqueName("absent")},
-		},
-	}
-	if err := k8sClient.Create(context.Background(), h); err != nil {
-		t.Fatalf("creating Habilitation: %v", err)
-	}
-	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), h) })
-	return h
-}
-
 func waitHabilitationCount(t *testing.T, name string, want int32) {
 	t.Helper()
 	waitFor(t, pcTimeout, fmt.Sprintf("status.habilitations = %d", want), func(ctx context.Context) error {
@@ -495,14 +478,14 @@ func TestPublicClientCountsHabilitations(t *testing.T) {
 	other := newPublicClient(t, "other", nil)
 	waitClientCondition(t, pc.Name, metav1.ConditionTrue, jetonv1alpha1.ReasonReady)
 
-	h1 := newHabilitation(t, credNS, pc.Name)
+	h1 := habFor(t, credNS, pc.Name, uniqueName("absent"), nil)
 	waitHabilitationCount(t, pc.Name, 1)
-	newHabilitation(t, credNS, pc.Name)
-	newHabilitation(t, credNS, other.Name) // another client's
+	habFor(t, credNS, pc.Name, uniqueName("absent"), nil)
+	habFor(t, credNS, other.Name, uniqueName("absent"), nil) // another client's
 	// Outside the credentials namespaces a Habilitation is not honoured, so not counted.
 	elsewhere := uniqueName("tenant")
 	createNamespace(t, elsewhere, nil)
-	newHabilitation(t, elsewhere, pc.Name)
+	habFor(t, elsewhere, pc.Name, uniqueName("absent"), nil)
 	waitHabilitationCount(t, pc.Name, 2)
 	waitHabilitationCount(t, other.Name, 1)
 

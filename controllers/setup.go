@@ -153,7 +153,8 @@ func slimSecrets(opts Options) toolscache.TransformFunc {
 	}
 }
 
-// Setup registers the field indexes, every reconciler and the metrics collector with the manager.
+// Setup registers with the manager the field indexes (registerIndexes), the metrics
+// collector, then the three reconcilers.
 func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if opts.MaxConcurrentReconciles < 1 {
 		opts.MaxConcurrentReconciles = 1
@@ -166,7 +167,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	}
 	key := &ownerKey{reader: mgr.GetAPIReader(), writer: mgr.GetClient(), namespace: opts.ownerKeyNamespace()}
 	writes := newOwnWrites()
-	if err := setupPublicClientReconciler(ctx, mgr, opts, key, writes); err != nil {
+	if err := setupPublicClientReconciler(mgr, opts, key, writes); err != nil {
 		return fmt.Errorf("setting up the PublicClient reconciler: %w", err)
 	}
 	if err := setupHabilitationReconciler(mgr, opts, key, writes); err != nil {

@@ -18,6 +18,7 @@ import (
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
 	"github.com/jeton-dev/jeton/internal/emulator"
+	"github.com/jeton-dev/jeton/internal/probe"
 	"github.com/jeton-dev/jeton/internal/token"
 )
 
@@ -272,7 +273,7 @@ func TestTechnicalTokenFailureAndRecovery(t *testing.T) {
 	if got.Status.ConsecutiveFailures < 3 || got.Status.LastSuccessTime == nil {
 		t.Errorf("consecutiveFailures %d, lastSuccessTime %v", got.Status.ConsecutiveFailures, got.Status.LastSuccessTime)
 	}
-	note := waitTTEvent(t, tt, corev1.EventTypeWarning, EventProbeFailed)
+	note := waitTTEvent(t, tt, corev1.EventTypeWarning, probe.EventFailed)
 	t.Logf("ProbeFailed: %s", note)
 
 	if err := em.SetBehaviour(id, emulator.Healthy); err != nil {
@@ -282,7 +283,7 @@ func TestTechnicalTokenFailureAndRecovery(t *testing.T) {
 	if got.Status.ConsecutiveFailures != 0 {
 		t.Errorf("consecutiveFailures %d after recovery", got.Status.ConsecutiveFailures)
 	}
-	waitTTEvent(t, tt, corev1.EventTypeNormal, EventProbeRecovered)
+	waitTTEvent(t, tt, corev1.EventTypeNormal, probe.EventRecovered)
 	assertNoTokenLeak(t)
 }
 

@@ -236,15 +236,48 @@ func (w *workloadRestarts) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 // restart sets the restarted-for annotation on the pod template of every Deployment,
 // StatefulSet and DaemonSet of namespace ns that uses some of the rotated Secrets, once for
 // all of them. It returns, for each rotated Secret, the workloads restarted for it.
+func (w *workloadRestarts) restart(ctx context.Context, ns string, rotated map[string]string) (map[string][]string, error) {
+	workloads, err := w.using(ctx, ns, rotated)
+	if err != nil {
+		return nil, err
+	}
+	restarted := map[string][]string{}
+	var errs []error
+	for _, wl := range workloads {
+		current := wl.tmpl.Annotations[jetonv1alpha1.AnnotationRestartedFor]
+		next, uses := injection.RestartFor(current, &wl.tmpl.Spec, rotated)
+		if next == current {
+			continue // restarted for these tokens already
+		}
+		// Conditional on the version listed: a write in between (someone else's) makes
+		// this one fail and the whole batch run again on a fresh list.
+		patch := fmt.Appendf(nil, `{"metadata":{"resourceVersion":%q},"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`,
+			wl.obj.GetResourceVersion(), jetonv1alpha1.AnnotationRestartedFor, next)
+		if err := w.client.Patch(ctx, wl.obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
+			if !apierrors.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("restarting %s %s/%s: %w", wl.kind, ns, wl.obj.GetName(), err))
+			}
+			continue
+		}
+		for _, name := range uses {
+			restarted[name] = append(restarted[name], wl.kind+"/"+wl.obj.GetName())
+		}
+	}
+	return restarted, errors.Join(errs...)
+}
+
+// workload is a Deployment, StatefulSet or DaemonSet, with its pod template.
+type workload struct {
+	kind string
+	obj  client.Object
+	tmpl *corev1.PodTemplateSpec
+}
+
+// using lists the workloads of namespace ns that use some of the rotated Secrets.
 // Workloads are not cached (memory): they are listed from the API server a page at a time,
 // and only those using a rotated Secret are kept, so a tenant with many (or huge) workloads
 // cannot make jeton hold them all at once.
-func (w *workloadRestarts) restart(ctx context.Context, ns string, rotated map[string]string) (map[string][]string, error) {
-	type workload struct {
-		kind string
-		obj  client.Object
-		tmpl *corev1.PodTemplateSpec
-	}
+func (w *workloadRestarts) using(ctx context.Context, ns string, rotated map[string]string) ([]workload, error) {
 	var workloads []workload
 	for _, newList := range []func() client.ObjectList{
 		func() client.ObjectList { return &appsv1.DeploymentList{} },
@@ -281,28 +314,5 @@ func (w *workloadRestarts) restart(ctx context.Context, ns string, rotated map[s
 			}
 		}
 	}
-
-	restarted := map[string][]string{}
-	var errs []error
-	for _, wl := range workloads {
-		current := wl.tmpl.Annotations[jetonv1alpha1.AnnotationRestartedFor]
-		next, uses := injection.RestartFor(current, &wl.tmpl.Spec, rotated)
-		if next == current {
-			continue // restarted for these tokens already
-		}
-		// Conditional on the version listed: a write in between (someone else's) makes
-		// this one fail and the whole batch run again on a fresh list.
-		patch := fmt.Appendf(nil, `{"metadata":{"resourceVersion":%q},"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`,
-			wl.obj.GetResourceVersion(), jetonv1alpha1.AnnotationRestartedFor, next)
-		if err := w.client.Patch(ctx, wl.obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
-			if !apierrors.IsNotFound(err) {
-				errs = append(errs, fmt.Errorf("restarting %s %s/%s: %w", wl.kind, ns, wl.obj.GetName(), err))
-			}
-			continue
-		}
-		for _, name := range uses {
-			restarted[name] = append(restarted[name], wl.kind+"/"+wl.obj.GetName())
-		}
-	}
-	return restarted, errors.Join(errs...)
+	return workloads, nil
 }

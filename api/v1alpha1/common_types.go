@@ -93,7 +93,6 @@ const (
 // Condition reasons, CamelCase and specific, shared by the three kinds.
 const (
 	ReasonReady                   = "Ready"
-	ReasonProgressing             = "Progressing"
 	ReasonInjected                = "Injected"
 	ReasonTokenExpired            = "TokenExpired"
 	ReasonTokenExpiringSoon       = "TokenExpiringSoon"
@@ -128,6 +127,9 @@ const (
 	ReasonServerError             = "ServerError"
 	ReasonUnexpectedResponse      = "UnexpectedResponse"
 	ReasonInternalError           = "InternalError"
+	// ReasonBaseURLMissing: no base URL is known for the API and environment and
+	// spec.baseURL is empty; a user error, fixed by setting spec.baseURL.
+	ReasonBaseURLMissing = "BaseURLMissing"
 )
 
 // Well-known labels and annotations.
@@ -142,8 +144,9 @@ const (
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	// ManagedByValue is the value of LabelManagedBy on objects jeton owns.
 	ManagedByValue = "jeton"
-	// AnnotationTokenFingerprint is set on injected Secrets and on restarted pod templates;
-	// it holds the fingerprint of the token they carry (never the token).
+	// AnnotationTokenFingerprint is set on every Secret jeton injects (injection.DesiredSecret);
+	// it holds the fingerprint of the token the Secret carries (never the token). Restarted
+	// pod templates carry fingerprints in AnnotationRestartedFor instead.
 	AnnotationTokenFingerprint = "jeton.dev/token-fingerprint"
 	// AnnotationOwnerProof is set by jeton on a namespace it created for a client: an HMAC
 	// (keyed by a Secret of the first credentials namespace) over the namespace and the

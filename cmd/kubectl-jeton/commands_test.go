@@ -277,7 +277,7 @@ func TestNoAccess(t *testing.T) {
 		Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "User", Name: user}}})
 	em, url := takeEmulator(t)
 	f := fleetIn(t, nsCommands, em, url, nil)
-	waitFor(t, time.Minute, "the binding to take effect", func(context.Context) error {
+	testenv.WaitFor(t, time.Minute, "the binding to take effect", func(context.Context) error {
 		if r := kubectlJetonAs(t, kc, "", "inventory", "-n", nsCommands); r.code != exitOK {
 			return errString(r.stderr)
 		}

@@ -17,6 +17,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
+	"github.com/jeton-dev/jeton/internal/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/ with the current output")
@@ -127,7 +128,7 @@ func goldenFleet(t *testing.T) {
 	first := goldenHab(t, "trifouilly-api-entreprise", trif.Name, jetonv1alpha1.APIEntreprise, "51234", "trifouilly-api-entreprise-token", nil)
 	waitReason(t, first, jetonv1alpha1.ReasonInjected)
 	// The same token for another client, a second later: refused (the older binding wins).
-	waitFor(t, 5*time.Second, "the next second", func(context.Context) error {
+	testenv.WaitFor(t, 5*time.Second, "the next second", func(context.Context) error {
 		if !time.Now().After(first.CreationTimestamp.Add(time.Second)) {
 			return os.ErrDeadlineExceeded
 		}

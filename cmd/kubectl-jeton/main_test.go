@@ -272,14 +272,6 @@ func wantCode(t *testing.T, r result, code int, args string) {
 	}
 }
 
-// waitFor polls cond until it returns nil; it fails the test after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func(ctx context.Context) error) {
-	t.Helper()
-	if err := testenv.Poll(timeout, 100*time.Millisecond, cond); err != nil {
-		t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
-	}
-}
-
 func uniqueName(prefix string) string { return prefix + "-" + rand.String(6) }
 
 func create(t *testing.T, obj client.Object) {
@@ -313,7 +305,7 @@ func readyReason(conds []metav1.Condition, generation int64, reason string) erro
 // waitReason waits until obj (a jeton resource) is reconciled with Ready reason.
 func waitReason(t *testing.T, obj client.Object, reason string) {
 	t.Helper()
-	waitFor(t, time.Minute, fmt.Sprintf("%T %s Ready reason %s", obj, obj.GetName(), reason), func(ctx context.Context) error {
+	testenv.WaitFor(t, time.Minute, fmt.Sprintf("%T %s Ready reason %s", obj, obj.GetName(), reason), func(ctx context.Context) error {
 		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
 			return err
 		}

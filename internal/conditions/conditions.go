@@ -63,3 +63,46 @@ func ReadyReason(conds []metav1.Condition) string {
 	}
 	return ""
 }
+
+// State is the kstatus state a verdict puts a resource in.
+type State int
+
+const (
+	// Ready: Ready=True.
+	Ready State = iota
+	// NotReady: Ready=False, retried on its own (a watched object may still come).
+	NotReady
+	// Stalled: Ready=False and Stalled=True, until a human changes something.
+	Stalled
+	// Reconciling: Ready=Unknown and Reconciling=True, work in progress.
+	Reconciling
+	// Unknown: Ready=Unknown and nothing in progress (probing suspended before any probe).
+	Unknown
+)
+
+// Verdict is what a pass decided about a resource: the state of its Ready condition and why.
+// Deciding returns one; the reconciler's one status path applies it.
+type Verdict struct {
+	State   State
+	Reason  string
+	Message string
+	// Warning: the event told when Ready turns to Reason is a Warning.
+	Warning bool
+}
+
+// Apply sets the conditions of v with observedGeneration gen.
+func Apply(conds *[]metav1.Condition, gen int64, v Verdict) {
+	switch v.State {
+	case Ready:
+		MarkReady(conds, gen, v.Reason, v.Message)
+	case NotReady:
+		MarkNotReady(conds, gen, v.Reason, v.Message)
+	case Stalled:
+		MarkStalled(conds, gen, v.Reason, v.Message)
+	case Reconciling:
+		MarkReconciling(conds, gen, v.Reason, v.Message)
+	case Unknown:
+		MarkReady(conds, gen, v.Reason, v.Message) // removes Reconciling and Stalled
+		Set(conds, gen, jetonv1alpha1.ConditionReady, metav1.ConditionUnknown, v.Reason, v.Message)
+	}
+}

@@ -30,6 +30,13 @@ func startStates() map[string][]metav1.Condition {
 	}
 }
 
+// apply is Apply of a verdict in state, in the shape of the Mark helpers.
+func apply(state State) func(*[]metav1.Condition, int64, string, string) {
+	return func(conds *[]metav1.Condition, gen int64, reason, message string) {
+		Apply(conds, gen, Verdict{State: state, Reason: reason, Message: message})
+	}
+}
+
 func TestMarkHelpers(t *testing.T) {
 	tests := []struct {
 		name string
@@ -41,6 +48,11 @@ func TestMarkHelpers(t *testing.T) {
 		{"MarkNotReady", MarkNotReady, map[string]metav1.ConditionStatus{ready: metav1.ConditionFalse}},
 		{"MarkStalled", MarkStalled, map[string]metav1.ConditionStatus{ready: metav1.ConditionFalse, stalled: metav1.ConditionTrue}},
 		{"MarkReconciling", MarkReconciling, map[string]metav1.ConditionStatus{ready: metav1.ConditionUnknown, reconciling: metav1.ConditionTrue}},
+		{"Apply Ready", apply(Ready), map[string]metav1.ConditionStatus{ready: metav1.ConditionTrue}},
+		{"Apply NotReady", apply(NotReady), map[string]metav1.ConditionStatus{ready: metav1.ConditionFalse}},
+		{"Apply Stalled", apply(Stalled), map[string]metav1.ConditionStatus{ready: metav1.ConditionFalse, stalled: metav1.ConditionTrue}},
+		{"Apply Reconciling", apply(Reconciling), map[string]metav1.ConditionStatus{ready: metav1.ConditionUnknown, reconciling: metav1.ConditionTrue}},
+		{"Apply Unknown", apply(Unknown), map[string]metav1.ConditionStatus{ready: metav1.ConditionUnknown}},
 	}
 	for _, tt := range tests {
 		for startName, conds := range startStates() {

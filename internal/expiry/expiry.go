@@ -3,8 +3,9 @@
 package expiry
 
 import (
-	"fmt"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // State is where a token stands relative to its expiry.
@@ -21,76 +22,51 @@ const (
 	Unknown State = "Unknown"
 )
 
+// DefaultRenewBefore is the CRD default of spec.renewBefore: a token is reported as
+// expiring 90 days before it does.
+const DefaultRenewBefore = 90 * 24 * time.Hour
+
 // Result is the classification of an expiry time at a given instant.
 type Result struct {
 	State State
 	// Next is how long until the state next changes (start of the renewBefore window, or
 	// expiry); 0 when it never will (Expired, Unknown). Reconcilers requeue after it.
 	Next time.Duration
-	// Remaining is the time until expiry, negative once expired; 0 when Unknown.
-	Remaining time.Duration
-	// Message is English and actionable, e.g. "token expires on 2027-01-03 (in 12 days);
-	// renew it before then". It names no Secret or resource: callers add context.
-	Message string
+	// Date is the expiry as messages show it, RFC 3339 in UTC; "" when Unknown. Messages
+	// carry this absolute date, never "in N days": a message that changed as time passes
+	// would cost a status write a day.
+	Date string
 }
-
-const day = 24 * time.Hour
 
 // Evaluate classifies expiresAt at now. A nil expiresAt is Unknown. The renewBefore window
 // includes its start (exactly renewBefore before expiry is ExpiringSoon) and the expiry
 // instant itself is Expired, as for a JWT `exp`. A negative renewBefore counts as zero.
 func Evaluate(now time.Time, expiresAt *time.Time, renewBefore time.Duration) Result {
 	if expiresAt == nil {
-		return Result{
-			State:   Unknown,
-			Message: "token expiry is unknown: the token carries none; declare it (spec.expiresAt) to be warned before it expires",
-		}
+		return Result{State: Unknown}
 	}
 	renewBefore = max(renewBefore, 0)
 	remaining := expiresAt.Sub(now)
 	date := expiresAt.UTC().Format(time.RFC3339)
 	switch {
 	case remaining <= 0:
-		return Result{
-			State:     Expired,
-			Remaining: remaining,
-			Message:   fmt.Sprintf("token expired at %s (%s ago); the API refuses it: renew it on the API portal and update its Secret", date, humanize(-remaining)),
-		}
+		return Result{State: Expired, Date: date}
 	case remaining <= renewBefore:
-		return Result{
-			State:     ExpiringSoon,
-			Next:      remaining,
-			Remaining: remaining,
-			Message:   fmt.Sprintf("token expires at %s (in %s); renew it on the API portal and update its Secret before then", date, humanize(remaining)),
-		}
+		return Result{State: ExpiringSoon, Next: remaining, Date: date}
 	default:
-		return Result{
-			State:     Valid,
-			Next:      remaining - renewBefore,
-			Remaining: remaining,
-			Message:   fmt.Sprintf("token expires at %s (in %s)", date, humanize(remaining)),
-		}
+		return Result{State: Valid, Next: remaining - renewBefore, Date: date}
 	}
 }
 
-// humanize renders a positive duration coarsely (whole days, hours or minutes, rounded
-// down), so that messages built from it change rarely and do not churn status updates.
-func humanize(d time.Duration) string {
-	switch {
-	case d >= day:
-		return plural(int(d/day), "day")
-	case d >= time.Hour:
-		return plural(int(d/time.Hour), "hour")
-	case d >= time.Minute:
-		return plural(int(d/time.Minute), "minute")
-	default:
-		return "less than a minute"
+// EvaluateResource is Evaluate for a resource's fields: expiresAt as its status records it
+// (nil: unknown) and its spec.renewBefore (nil: DefaultRenewBefore).
+func EvaluateResource(now time.Time, expiresAt *metav1.Time, renewBefore *metav1.Duration) Result {
+	window := DefaultRenewBefore
+	if renewBefore != nil {
+		window = renewBefore.Duration
 	}
-}
-
-func plural(n int, unit string) string {
-	if n == 1 {
-		return "1 " + unit
+	if expiresAt == nil {
+		return Evaluate(now, nil, window)
 	}
-	return fmt.Sprintf("%d %ss", n, unit)
+	return Evaluate(now, &expiresAt.Time, window)
 }

@@ -134,14 +134,6 @@ func (e *Executor) Submit(job Job) bool {
 	return true
 }
 
-// Busy reports whether the token has a probe queued or in flight.
-func (e *Executor) Busy(key types.NamespacedName) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	en, ok := e.entries[key]
-	return ok && en.state != finished
-}
-
 // Result returns the finished probe of key waiting to be consumed, if any.
 func (e *Executor) Result(key types.NamespacedName) (Finished, bool) {
 	e.mu.Lock()

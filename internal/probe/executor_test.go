@@ -273,7 +273,7 @@ func TestExecutorSlowAPIDoesNotBlockOthers(t *testing.T) {
 		}
 		e.Consume(key)
 	}
-	if !e.Busy(keyA) {
+	if _, done := e.Result(keyA); done || len(slow.Requests(slowID)) != 0 {
 		t.Fatal("the slow probe should still be in flight")
 	}
 }
@@ -312,7 +312,9 @@ func TestExecutorHonoursRetryAfter(t *testing.T) {
 	e.Submit(Job{Key: keyB, Target: target(em.url, neighbour)})
 	e.Submit(Job{Key: keyC, Target: target(other.url, elsewhere)})
 	waitKey(t, done, keyC)
-	if !e.Busy(keyA) || !e.Busy(keyB) {
+	_, doneA := e.Result(keyA)
+	_, doneB := e.Result(keyB)
+	if doneA || doneB {
 		t.Error("probes of the rate-limited host ran before the host probe elsewhere finished")
 	}
 	waitKey(t, done, keyA, keyB)

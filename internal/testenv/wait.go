@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -32,6 +33,22 @@ func Poll(timeout, interval time.Duration, cond func(ctx context.Context) error)
 			return useful
 		case <-tick.C:
 		}
+	}
+}
+
+// WaitFor polls cond until it returns nil, and fails the test once timeout has passed,
+// with what it waited for and cond's last useful error (see Poll). cond's context ends at
+// the deadline, so a slow API call cannot outlive the wait. It polls every 50ms, and every
+// 5ms in a benchmark (t a *testing.B), where the wait is timed and must not be rounded up
+// to the poll's interval. Tests wait on conditions, never on the clock.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func(ctx context.Context) error) {
+	t.Helper()
+	interval := 50 * time.Millisecond
+	if _, ok := t.(*testing.B); ok {
+		interval = 5 * time.Millisecond
+	}
+	if err := Poll(timeout, interval, cond); err != nil {
+		t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -24,6 +25,35 @@ func TestPollReportsTheLastUsefulError(t *testing.T) {
 	}
 	if err := Poll(time.Second, 10*time.Millisecond, func(context.Context) error { return nil }); err != nil {
 		t.Fatalf("Poll of a met condition = %v", err)
+	}
+}
+
+// fatalRecorder is a testing.TB that records Fatalf instead of ending the test.
+type fatalRecorder struct {
+	testing.TB
+	fatal string
+}
+
+func (f *fatalRecorder) Helper() {}
+
+func (f *fatalRecorder) Fatalf(format string, args ...any) { f.fatal = fmt.Sprintf(format, args...) }
+
+func TestWaitForFailsWithWhatAndTheLastError(t *testing.T) {
+	rec := &fatalRecorder{TB: t}
+	WaitFor(rec, 100*time.Millisecond, "the thing", func(context.Context) error { return errors.New("not yet") })
+	if !strings.Contains(rec.fatal, "the thing") || !strings.Contains(rec.fatal, "not yet") {
+		t.Errorf("WaitFor failed with %q, want what it waited for and the last error", rec.fatal)
+	}
+	rec = &fatalRecorder{TB: t}
+	calls := 0
+	WaitFor(rec, 10*time.Second, "the third call", func(context.Context) error {
+		if calls++; calls < 3 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if rec.fatal != "" || calls != 3 {
+		t.Errorf("WaitFor of a condition met on the third call: %d calls, failure %q", calls, rec.fatal)
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -496,13 +497,16 @@ func checkGlobal(t *testing.T) {
 // ---------------------------------------------------------------------------------------
 // Waiting.
 
-// waitFor polls cond every 50ms until it returns nil, and fails the test with the last
-// error (redacted) when the deadline passes. Tests wait on conditions, never on the clock.
+// waitFor is testenv.WaitFor with cond's errors redacted: a failure message never carries
+// a token.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func(ctx context.Context) error) {
 	t.Helper()
-	if err := testenv.Poll(timeout, 50*time.Millisecond, cond); err != nil {
-		t.Fatalf("timed out after %s waiting for %s: %s", timeout, what, redact(err.Error()))
-	}
+	testenv.WaitFor(t, timeout, what, func(ctx context.Context) error {
+		if err := cond(ctx); err != nil {
+			return errors.New(redact(err.Error()))
+		}
+		return nil
+	})
 }
 
 // ---------------------------------------------------------------------------------------

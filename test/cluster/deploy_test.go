@@ -13,6 +13,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/jeton-dev/jeton/internal/testenv"
 )
 
 // TestDefaultDeploymentBecomesAvailable applies config/default as `make deploy` does and
@@ -63,7 +65,7 @@ func available(t *testing.T, ns, name, serviceAccount string) {
 	ctx := context.Background()
 	d := &appsv1.Deployment{}
 	d.Namespace, d.Name = ns, name
-	waitFor(t, rolloutTimeout, "Deployment "+ns+"/"+name+" Available", func(ctx context.Context) error {
+	testenv.WaitFor(t, rolloutTimeout, "Deployment "+ns+"/"+name+" Available", func(ctx context.Context) error {
 		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(d), d); err != nil {
 			return err
 		}

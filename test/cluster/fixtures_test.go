@@ -70,7 +70,7 @@ func readyClient(t *testing.T, name string, policy jetonv1alpha1.NamespacePolicy
 	if err := env.Client.Create(context.Background(), pc); err != nil {
 		t.Fatalf("creating PublicClient %s: %v", name, err)
 	}
-	waitFor(t, waitTimeout, "PublicClient "+name+" Ready", func(ctx context.Context) error {
+	testenv.WaitFor(t, waitTimeout, "PublicClient "+name+" Ready", func(ctx context.Context) error {
 		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(pc), pc); err != nil {
 			return err
 		}
@@ -161,7 +161,7 @@ func rolledOut(t *testing.T, d *appsv1.Deployment, restartedFor string) int {
 	t.Helper()
 	key := client.ObjectKeyFromObject(d)
 	var revision int
-	waitFor(t, rolloutTimeout, "Deployment "+key.String()+" rolled out", func(ctx context.Context) error {
+	testenv.WaitFor(t, rolloutTimeout, "Deployment "+key.String()+" rolled out", func(ctx context.Context) error {
 		cur := &appsv1.Deployment{}
 		if err := env.Client.Get(ctx, key, cur); err != nil {
 			return err

@@ -50,15 +50,6 @@ func run(m *testing.M) int {
 	return code
 }
 
-// waitFor polls cond until it returns nil, and fails the test with the last error when
-// the deadline passes. Tests wait on conditions, never on the clock.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func(ctx context.Context) error) {
-	t.Helper()
-	if err := testenv.Poll(timeout, 100*time.Millisecond, cond); err != nil {
-		t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
-	}
-}
-
 // operator is the jeton manager binary running against the test cluster.
 type operator struct {
 	*testenv.Manager
@@ -86,7 +77,7 @@ func restartOperator(t *testing.T) {
 	if op, err = startOperator(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "the restarted operator to be ready", op.Ready)
+	testenv.WaitFor(t, time.Minute, "the restarted operator to be ready", op.Ready)
 }
 
 // quiet returns nil once the operator has reconciled at least n Habilitations since it

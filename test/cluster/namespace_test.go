@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
+	"github.com/jeton-dev/jeton/internal/testenv"
 	"github.com/jeton-dev/jeton/internal/token"
 )
 
@@ -27,7 +28,7 @@ func TestNamespacePolicy(t *testing.T) {
 			ns := pc.TargetNamespace()
 			tok := mint(t)
 			h := habilitation(t, "policy-"+sfx, pc.Name, tok)
-			waitFor(t, waitTimeout, "the token injected", injected(ns, h.Name, token.Fingerprint(tok)))
+			testenv.WaitFor(t, waitTimeout, "the token injected", injected(ns, h.Name, token.Fingerprint(tok)))
 			d := workload(ns, "teleservice", h.Name)
 			if err := env.Client.Create(ctx, d); err != nil {
 				t.Fatal(err)
@@ -37,17 +38,17 @@ func TestNamespacePolicy(t *testing.T) {
 			if err := env.Client.Delete(ctx, pc); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, waitTimeout, "PublicClient "+pc.Name+" gone (its finalizer released)", func(ctx context.Context) error {
+			testenv.WaitFor(t, waitTimeout, "PublicClient "+pc.Name+" gone (its finalizer released)", func(ctx context.Context) error {
 				return gone(ctx, pc)
 			})
 			switch policy {
 			case jetonv1alpha1.NamespacePolicyDelete:
-				waitFor(t, waitTimeout, "namespace "+ns+" deleted", func(ctx context.Context) error {
+				testenv.WaitFor(t, waitTimeout, "namespace "+ns+" deleted", func(ctx context.Context) error {
 					return gone(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 				})
 			case jetonv1alpha1.NamespacePolicyRetain:
 				// jeton is done with the client: whatever it would do is done once it is idle.
-				waitFor(t, waitTimeout, "the operator idle", op.quiet(0))
+				testenv.WaitFor(t, waitTimeout, "the operator idle", op.quiet(0))
 				got := &corev1.Namespace{}
 				if err := env.Client.Get(ctx, client.ObjectKey{Name: ns}, got); err != nil {
 					t.Fatalf("namespace %s of a Retain client: %v", ns, err)

@@ -28,7 +28,7 @@ func TestRotationRollsOutOnce(t *testing.T) {
 	ns := pc.TargetNamespace()
 	tok := mint(t)
 	h := habilitation(t, "roll-"+sfx, pc.Name, tok)
-	waitFor(t, waitTimeout, "the token injected", injected(ns, h.Name, token.Fingerprint(tok)))
+	testenv.WaitFor(t, waitTimeout, "the token injected", injected(ns, h.Name, token.Fingerprint(tok)))
 
 	user := workload(ns, "teleservice", h.Name)
 	// Reads a Secret of its own, not jeton's.
@@ -50,14 +50,14 @@ func TestRotationRollsOutOnce(t *testing.T) {
 	if err := rotate(ctx, h, newTok); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, waitTimeout, "the new token injected", injected(ns, h.Name, newFP))
+	testenv.WaitFor(t, waitTimeout, "the new token injected", injected(ns, h.Name, newFP))
 	if rev := rolledOut(t, user, injection.RestartedFor("", h.Name, newFP)); rev != 2 {
 		t.Errorf("Deployment %s rolled out %d times for one rotation, want once", user.Name, rev-1)
 	}
 	// Once jeton is done with the rotation the count is final: it never patches twice for
 	// one token.
-	waitFor(t, waitTimeout, "the rotation recorded", recorded(h, newFP))
-	waitFor(t, waitTimeout, "the operator idle", op.quiet(0))
+	testenv.WaitFor(t, waitTimeout, "the rotation recorded", recorded(h, newFP))
+	testenv.WaitFor(t, waitTimeout, "the operator idle", op.quiet(0))
 	if rev := rolledOut(t, user, injection.RestartedFor("", h.Name, newFP)); rev != 2 {
 		t.Errorf("Deployment %s: revision %d once jeton is idle, want 2", user.Name, rev)
 	}
@@ -104,7 +104,7 @@ func TestRotationStormRollsEachWorkloadOnce(t *testing.T) {
 		habs[i] = habilitation(t, names[i], pc.Name, toks[i])
 	}
 	for i, h := range habs {
-		waitFor(t, waitTimeout, "token "+h.Name+" injected", injected(ns, h.Name, token.Fingerprint(toks[i])))
+		testenv.WaitFor(t, waitTimeout, "token "+h.Name+" injected", injected(ns, h.Name, token.Fingerprint(toks[i])))
 	}
 
 	other := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "smtp"}, StringData: map[string]string{"PASSWORD": "x"}}
@@ -148,7 +148,7 @@ func TestRotationStormRollsEachWorkloadOnce(t *testing.T) {
 		}
 	}
 	for i, h := range habs {
-		waitFor(t, waitTimeout, "token "+h.Name+" rotated", injected(ns, h.Name, token.Fingerprint(newToks[i])))
+		testenv.WaitFor(t, waitTimeout, "token "+h.Name+" rotated", injected(ns, h.Name, token.Fingerprint(newToks[i])))
 	}
 
 	// The final annotation names every Secret the workload uses with its new token.
@@ -167,14 +167,14 @@ func TestRotationStormRollsEachWorkloadOnce(t *testing.T) {
 	check := func(when string) map[string]int {
 		t.Helper()
 		for i, h := range habs {
-			waitFor(t, waitTimeout, "rotation of "+h.Name+" recorded", recorded(h, token.Fingerprint(newToks[i])))
+			testenv.WaitFor(t, waitTimeout, "rotation of "+h.Name+" recorded", recorded(h, token.Fingerprint(newToks[i])))
 		}
-		waitFor(t, waitTimeout, "the operator idle", op.quiet(0))
+		testenv.WaitFor(t, waitTimeout, "the operator idle", op.quiet(0))
 		rollouts := map[string]int{}
 		for _, w := range workloads {
 			key := client.ObjectKeyFromObject(w.d)
 			var rev int
-			waitFor(t, rolloutTimeout, "Deployment "+key.String()+" rolled out", func(ctx context.Context) (err error) {
+			testenv.WaitFor(t, rolloutTimeout, "Deployment "+key.String()+" rolled out", func(ctx context.Context) (err error) {
 				rev, err = testenv.RolledOut(ctx, env.Client, key)
 				return err
 			})
@@ -206,7 +206,7 @@ func TestRotationStormRollsEachWorkloadOnce(t *testing.T) {
 	}
 	noToken(t, "the operator's logs", op.out.String(), append(toks, newToks...))
 	restartOperator(t)
-	waitFor(t, waitTimeout, "the restarted operator's resync", op.quiet(len(list.Items)))
+	testenv.WaitFor(t, waitTimeout, "the restarted operator's resync", op.quiet(len(list.Items)))
 	found := len(storm)
 	after := check("after an operator restart (a full resync)")
 	storm = storm[:found] // the same findings again; what matters now is that nothing rolled

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jeton-dev/jeton/internal/testenv"
 )
 
 // kubectl runs the real kubectl against the test control plane.
@@ -20,24 +22,6 @@ func kubectl(t *testing.T, stdin string, args ...string) (stdout, stderr string,
 		in = []byte(stdin)
 	}
 	return env.Kubectl(ctx, in, args...)
-}
-
-// eventually retries f every 250ms until it returns nil or the deadline passes.
-func eventually(t *testing.T, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still failing after %s: %v", timeout, err)
-		}
-		<-tick.C
-	}
 }
 
 func TestSamplesApplyAndPrintColumns(t *testing.T) {
@@ -208,7 +192,7 @@ func TestAdmissionValidation(t *testing.T) {
 
 func TestExplainShowsFieldDocs(t *testing.T) {
 	// The OpenAPI of a new CRD is published a moment after it is established.
-	eventually(t, time.Minute, func() error {
+	testenv.WaitFor(t, time.Minute, "kubectl explain to show the Habilitation's field docs", func(context.Context) error {
 		out, stderr, err := kubectl(t, "", "explain", "habilitation.spec.tokenSecretRef")
 		if err != nil {
 			return fmt.Errorf("kubectl explain: %v: %s", err, stderr)

@@ -48,10 +48,11 @@ func startManager(t *testing.T, kubeconfig string, args ...string) *managerProce
 		"--credentials-namespaces", operatorNamespace}, args...)...)}
 }
 
-// eventually is the package's eventually, failing at once if the manager dies.
+// eventually waits up to a minute for f to return nil (testenv.WaitFor), failing at once
+// if the manager dies.
 func (p *managerProcess) eventually(t *testing.T, what string, f func() error) {
 	t.Helper()
-	eventually(t, time.Minute, func() error {
+	testenv.WaitFor(t, time.Minute, what, func(context.Context) error {
 		if !p.Running() {
 			t.Fatalf("the manager exited (%v) while waiting for %s", p.ExitErr(), what)
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jeton-dev/jeton/internal/emulator"
+	"github.com/jeton-dev/jeton/internal/testenv"
 )
 
 // certDirs are the API server certificate directories restartAPIServer created; TestMain
@@ -87,7 +88,7 @@ func TestAPIServerRestart(t *testing.T) {
 		tenants = append(tenants, createTenant(t, ctx, r, emu, credNS, fmt.Sprintf("a%s-%d", sfx, i)))
 	}
 	o := startOperator(t, "apiserver", credNS)
-	waitFor(t, 60*time.Second, "convergence before the restart", func(ctx context.Context) error {
+	testenv.WaitFor(t, 60*time.Second, "convergence before the restart", func(ctx context.Context) error {
 		return converged(ctx, credNS, tenants, nil)
 	})
 
@@ -107,7 +108,7 @@ func TestAPIServerRestart(t *testing.T) {
 		}
 		// client-go's reflectors back off while the server is away (up to 30s between
 		// attempts), hence the generous deadline.
-		waitFor(t, 90*time.Second, "convergence after the API server restart", func(ctx context.Context) error {
+		testenv.WaitFor(t, 90*time.Second, "convergence after the API server restart", func(ctx context.Context) error {
 			return converged(ctx, credNS, tenants, nil)
 		})
 	}

@@ -59,7 +59,7 @@ func TestKillAtRandomPoints(t *testing.T) {
 		killAt(t, start(), at, n, progress)
 	}
 	o := start()
-	waitFor(t, converge, "convergence after the injection kills", func(ctx context.Context) error {
+	testenv.WaitFor(t, converge, "convergence after the injection kills", func(ctx context.Context) error {
 		return converged(ctx, credNS, tenants, nil)
 	})
 
@@ -99,7 +99,7 @@ func TestKillAtRandomPoints(t *testing.T) {
 		killAt(t, o, at, len(rotated), rotation)
 	}
 	final := start()
-	waitFor(t, converge, "convergence after the rotation kills", func(ctx context.Context) error {
+	testenv.WaitFor(t, converge, "convergence after the rotation kills", func(ctx context.Context) error {
 		return converged(ctx, credNS, live, deleted)
 	})
 	checkRestarts(t, ctx, live)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jeton-dev/jeton/internal/emulator"
+	"github.com/jeton-dev/jeton/internal/testenv"
 )
 
 // writeMethods are the HTTP methods of writes to the API server.
@@ -54,14 +55,14 @@ func TestOnlyTheLeaderWrites(t *testing.T) {
 	// write below.
 	leArgs := []string{"--leader-elect", "--leader-election-namespace", credNS}
 	leader := startOperator(t, "replica-a", credNS, leArgs...)
-	waitFor(t, 60*time.Second, "replica-a to lead", func(context.Context) error {
+	testenv.WaitFor(t, 60*time.Second, "replica-a to lead", func(context.Context) error {
 		if ok, err := isLeader(leader); err != nil || !ok {
 			return fmt.Errorf("not the leader yet (%v)", err)
 		}
 		return nil
 	})
 	follower := startOperator(t, "replica-b", credNS, leArgs...)
-	waitFor(t, 60*time.Second, "replica-b to be up (informers synced)", follower.Ready)
+	testenv.WaitFor(t, 60*time.Second, "replica-b to be up (informers synced)", follower.Ready)
 	if ok, err := isLeader(follower); err != nil || ok {
 		t.Fatalf("replica-b leads (%v) while replica-a holds the Lease (err %v)", ok, err)
 	}
@@ -71,7 +72,7 @@ func TestOnlyTheLeaderWrites(t *testing.T) {
 	for i := range 5 {
 		tenants = append(tenants, createTenant(t, ctx, r, emu, credNS, fmt.Sprintf("l%s-%d", sfx, i)))
 	}
-	waitFor(t, 60*time.Second, "convergence under the leader", func(ctx context.Context) error {
+	testenv.WaitFor(t, 60*time.Second, "convergence under the leader", func(ctx context.Context) error {
 		return converged(ctx, credNS, tenants, nil)
 	})
 
@@ -107,7 +108,7 @@ func TestOnlyTheLeaderWrites(t *testing.T) {
 	for i := range 3 {
 		tenants = append(tenants, createTenant(t, ctx, r, emu, credNS, fmt.Sprintf("l%s-n%d", sfx, i)))
 	}
-	waitFor(t, 90*time.Second, "takeover by the follower and convergence", func(ctx context.Context) error {
+	testenv.WaitFor(t, 90*time.Second, "takeover by the follower and convergence", func(ctx context.Context) error {
 		return converged(ctx, credNS, tenants, nil)
 	})
 	if ok, err := isLeader(follower); err != nil || !ok {

@@ -8,7 +8,6 @@
 package fault
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -62,15 +61,6 @@ func seeded(t *testing.T) *rand.Rand {
 	}
 	t.Logf("random seed %d (replay with JETON_FAULT_SEED=%d)", seed, seed)
 	return rand.New(rand.NewPCG(seed, seed))
-}
-
-// waitFor polls cond every 50ms until it returns nil, and fails the test with the last
-// error when the deadline passes. Tests wait on conditions, never on the clock.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func(ctx context.Context) error) {
-	t.Helper()
-	if err := testenv.Poll(timeout, 50*time.Millisecond, cond); err != nil {
-		t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
-	}
 }
 
 // operator is one running jeton manager process.

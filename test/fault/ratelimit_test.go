@@ -19,6 +19,7 @@ import (
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
 	"github.com/jeton-dev/jeton/internal/emulator"
+	"github.com/jeton-dev/jeton/internal/testenv"
 )
 
 // probeInterval replaces the CRD's 30s minimum through the binary's test-only flag.
@@ -65,7 +66,7 @@ func TestProbeHonoursRetryAfterAndRecovers(t *testing.T) {
 	// readyIs waits for Ready=status with reason, reached after since (for recoveries).
 	readyIs := func(what string, status metav1.ConditionStatus, reason string, since time.Time) {
 		t.Helper()
-		waitFor(t, 60*time.Second, what, func(ctx context.Context) error {
+		testenv.WaitFor(t, 60*time.Second, what, func(ctx context.Context) error {
 			got := &jetonv1alpha1.TechnicalToken{}
 			if err := env.Client.Get(ctx, client.ObjectKeyFromObject(tt), got); err != nil {
 				return err
@@ -142,7 +143,7 @@ func TestProbeHonoursRetryAfterAndRecovers(t *testing.T) {
 	}
 	// Users see the transitions as events, and nothing there or in status holds the token.
 	var evs eventsv1.EventList
-	waitFor(t, 30*time.Second, "ProbeFailed and ProbeRecovered events", func(ctx context.Context) error {
+	testenv.WaitFor(t, 30*time.Second, "ProbeFailed and ProbeRecovered events", func(ctx context.Context) error {
 		if err := env.Client.List(ctx, &evs, client.InNamespace(credNS)); err != nil {
 			return err
 		}

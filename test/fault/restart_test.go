@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jeton-dev/jeton/internal/emulator"
+	"github.com/jeton-dev/jeton/internal/testenv"
 )
 
 // A new process over a converged fleet (a restart, a rollout, a fail-over) lists each kind
@@ -26,14 +27,14 @@ func TestRestartOfAConvergedFleetWritesNothing(t *testing.T) {
 		tenants = append(tenants, createTenant(t, ctx, r, emu, credNS, fmt.Sprintf("r%s-%02d", sfx, i)))
 	}
 	first := startOperator(t, "restart-1", credNS)
-	waitFor(t, 90*time.Second, "convergence", func(ctx context.Context) error {
+	testenv.WaitFor(t, 90*time.Second, "convergence", func(ctx context.Context) error {
 		return converged(ctx, credNS, tenants, nil)
 	})
 	first.kill(t)
 
 	second := startOperator(t, "restart-2", credNS)
 	// Every PublicClient and Habilitation reconciled, and nothing left in the queues.
-	waitFor(t, 90*time.Second, "the new process to reconcile everything", func(context.Context) error {
+	testenv.WaitFor(t, 90*time.Second, "the new process to reconcile everything", func(context.Context) error {
 		n, err := reconciles(second)
 		if err != nil {
 			return err

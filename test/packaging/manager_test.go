@@ -36,18 +36,16 @@ func startManager(t *testing.T, kubeconfig string, extraEnv []string, args ...st
 	return &manager{env.StartTestManager(t, "manager", kubeconfig, extraEnv, args...)}
 }
 
-// eventually polls f for up to timeout, failing at once if the process exits.
+// eventually waits up to timeout for f to return nil (testenv.WaitFor), failing at once
+// if the process exits.
 func (p *manager) eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
 	t.Helper()
-	err := testenv.Poll(timeout, 250*time.Millisecond, func(context.Context) error {
+	testenv.WaitFor(t, timeout, what, func(context.Context) error {
 		if !p.Running() {
-			return fmt.Errorf("exited (%v) while waiting for %s", p.ExitErr(), what)
+			t.Fatalf("the manager exited (%v) while waiting for %s", p.ExitErr(), what)
 		}
 		return f()
 	})
-	if err != nil {
-		t.Fatalf("waiting for %s: %v", what, err)
-	}
 }
 
 // ready waits for /readyz: informer caches synced.

@@ -1,0 +1,126 @@
+package controllers
+
+import (
+	"cmp"
+	"context"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
+	"github.com/jeton-dev/jeton/internal/metrics"
+	"github.com/jeton-dev/jeton/internal/probe"
+	"github.com/jeton-dev/jeton/internal/tokensource"
+)
+
+// probe is the pass of a TechnicalToken that may be probed at baseURL: the finished probe
+// recorded, the next one scheduled, Ready judged. seenFP is the token fingerprint status
+// held before this pass.
+func (r *TechnicalTokenReconciler) probe(ctx context.Context, tt *jetonv1alpha1.TechnicalToken, tok tokensource.Token, baseURL, seenFP string) outcome {
+	key := client.ObjectKeyFromObject(tt)
+	var out outcome
+	// A new token or a new spec is probed at once rather than at the next interval.
+	atOnce := seenFP != tok.Fingerprint || tt.Status.ObservedGeneration != tt.Generation
+	// So is an on-demand request: answered by the result of a probe submitted for it, with
+	// the same gate as any probe (one in flight, Retry-After, host backoff); or at once
+	// when no probe can be sent (suspended).
+	req := requestedAt(tt)
+	pending := req != "" && req != tt.Status.LastHandledRequestedAt
+	// A finished probe about this very token goes into status; one about a token that has
+	// since been replaced says nothing about the new one and is dropped.
+	if f, ok := r.Executor.Result(key); ok {
+		if f.Fingerprint == tok.Fingerprint {
+			for _, e := range probe.Record(&tt.Status, f, probe.Threshold(tt)) {
+				out.tell(e.Warning, e.Reason, "Probe", e.Note)
+			}
+			out.after = append(out.after, r.recorded(ctx, tt, f))
+			atOnce = atOnce || f.Generation != tt.Generation
+			pending = pending && f.Request != req
+		} else {
+			r.Executor.Consume(key)
+			atOnce = true
+		}
+	}
+	now := r.now()
+	var next time.Duration
+	out.Verdict, next = probe.Judge(now, tt)
+	out.announce = announcedReasons[out.Reason]
+	if next > 0 {
+		out.requeueAfter = next + time.Second // just past the threshold
+	}
+	if tt.Spec.Suspend {
+		r.Executor.Cancel(key)
+		tt.Status.NextProbeTime = nil
+	} else {
+		if !pending {
+			req = ""
+		}
+		r.schedule(tt, tok, baseURL, now, atOnce || pending, req, &out)
+		out.keepRequest = pending
+	}
+	out.requeueAfter = min(cmp.Or(out.requeueAfter, maxRequeue), maxRequeue)
+	return out
+}
+
+// schedule sets status.nextProbeTime and, when a probe is due, hands it to the executor
+// once status is written (after the previous result is consumed: the executor refuses a
+// token whose result waits). atOnce ignores the last probe time; request is the on-demand
+// request the probe answers ("" for none).
+func (r *TechnicalTokenReconciler) schedule(tt *jetonv1alpha1.TechnicalToken, tok tokensource.Token, baseURL string, now time.Time, atOnce bool, request string, out *outcome) {
+	key := client.ObjectKeyFromObject(tt)
+	var last *time.Time
+	if tt.Status.LastProbeTime != nil && !atOnce {
+		last = &tt.Status.LastProbeTime.Time
+	}
+	due := probe.NextProbe(string(tt.UID), last, r.interval(tt), r.Executor.NotBefore(key, baseURL))
+	if due.After(now) {
+		tt.Status.NextProbeTime = tokensource.Time(&due)
+		wait := due.Sub(now)
+		out.requeueAfter = min(cmp.Or(out.requeueAfter, wait), wait)
+		return
+	}
+	job := probe.Job{Key: key, Fingerprint: tok.Fingerprint, Generation: tt.Generation, Request: request, Target: r.target(tt, tok.Value, baseURL)}
+	// Refused when already queued or in flight: its result will bring us back.
+	out.after = append(out.after, func() { r.Executor.Submit(job) })
+	// Due now: keep a due time already passed, so the passes while the probe is in flight
+	// do not rewrite status.
+	if nt := tt.Status.NextProbeTime; nt == nil || nt.After(now) {
+		tt.Status.NextProbeTime = tokensource.Time(&now)
+	}
+}
+
+// target is what a probe of tt checks: the API's own token check at baseURL, with value.
+func (r *TechnicalTokenReconciler) target(tt *jetonv1alpha1.TechnicalToken, value, baseURL string) probe.Target {
+	timeout := defaultProbeTimeout
+	if tt.Spec.Timeout != nil && tt.Spec.Timeout.Duration > 0 {
+		timeout = tt.Spec.Timeout.Duration
+	}
+	var number int64
+	if tt.Spec.DemarcheNumber != nil {
+		number = *tt.Spec.DemarcheNumber
+	}
+	return probe.Target{API: tt.Spec.API, BaseURL: baseURL, Token: value, DemarcheNumber: number, Timeout: timeout}
+}
+
+// recorded is what follows a probe result once status holds it: the executor drops it (so
+// the token may be probed again) and the metrics count it.
+func (r *TechnicalTokenReconciler) recorded(ctx context.Context, tt *jetonv1alpha1.TechnicalToken, f probe.Finished) func() {
+	return func() {
+		r.Executor.Consume(client.ObjectKeyFromObject(tt))
+		metrics.ObserveProbe(tt.Namespace, tt.Name, string(tt.Spec.API), string(tt.Spec.Environment), f.Reason, f.Latency)
+		log.FromContext(ctx).V(1).Info("probe recorded", "result", f.Reason, "httpStatus", f.HTTPStatus,
+			"code", f.Code, "latency", f.Latency, "fingerprint", tt.Status.TokenFingerprint)
+	}
+}
+
+// interval is the time between probes: spec.interval, unless Options.ProbeInterval overrides it.
+func (r *TechnicalTokenReconciler) interval(tt *jetonv1alpha1.TechnicalToken) time.Duration {
+	if r.Options.ProbeInterval > 0 {
+		return r.Options.ProbeInterval
+	}
+	if tt.Spec.Interval == nil {
+		return defaultProbeInterval
+	}
+	return cmp.Or(tt.Spec.Interval.Duration, defaultProbeInterval)
+}

@@ -1,0 +1,124 @@
+package isolation
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
+	"github.com/jeton-dev/jeton/internal/conditions"
+)
+
+// TestJudge has a row for every reason a PublicClient can report, and for the claim the
+// spec leads to.
+func TestJudge(t *testing.T) {
+	client := func(mutate ...func(*jetonv1alpha1.PublicClient)) *jetonv1alpha1.PublicClient {
+		c := &jetonv1alpha1.PublicClient{
+			ObjectMeta: metav1.ObjectMeta{Name: "mairie"},
+			Spec:       jetonv1alpha1.PublicClientSpec{SIRET: "73282932000074", Namespace: "ns-mairie"},
+		}
+		for _, m := range mutate {
+			m(c)
+		}
+		return c
+	}
+	badSIRET := func(c *jetonv1alpha1.PublicClient) { c.Spec.SIRET = "73282932000075" }
+	noPolicy := func(c *jetonv1alpha1.PublicClient) {
+		c.Spec.Isolation = jetonv1alpha1.Isolation{NetworkPolicy: jetonv1alpha1.NetworkPolicyDisabled, PodSecurity: jetonv1alpha1.PodSecurityBaseline}
+	}
+	claimed := func(v Verdict, origin jetonv1alpha1.NamespaceOrigin, message string) *Decision {
+		return &Decision{Verdict: v, Origin: origin, Message: message}
+	}
+	const reservedWhy = "it is the operator's own namespace"
+
+	tests := []struct {
+		name  string
+		facts Facts
+		want  Judgement // Verdict.Message and Err are checked by wantMessage
+		// wantMessage are substrings of the condition message (or of Err).
+		wantMessage []string
+	}{
+		{"InvalidSIRET", Facts{Client: client(badSIRET)},
+			Judgement{Verdict: conditions.Verdict{State: conditions.Stalled, Reason: jetonv1alpha1.ReasonInvalidSIRET, Warning: true}, Announce: true},
+			[]string{"spec.siret", "checksum", "recipient"}},
+		{"InvalidSIRET before a reserved namespace", Facts{Client: client(badSIRET), Reserved: reservedWhy},
+			Judgement{Verdict: conditions.Verdict{State: conditions.Stalled, Reason: jetonv1alpha1.ReasonInvalidSIRET, Warning: true}, Announce: true},
+			[]string{"spec.siret"}},
+		{"NamespaceReserved", Facts{Client: client(), Reserved: reservedWhy},
+			Judgement{Verdict: conditions.Verdict{State: conditions.Stalled, Reason: jetonv1alpha1.ReasonNamespaceReserved, Warning: true}, Announce: true, Forget: true},
+			[]string{"namespace ns-mairie is reserved (" + reservedWhy + ")", "spec.namespace"}},
+		{"a namespace the spec allows is claimed", Facts{Client: client()},
+			Judgement{Claim: true}, nil},
+		{"NamespaceOwnedElsewhere", Facts{Client: client(), Claim: claimed(OwnedElsewhere, "", "namespace ns-mairie belongs to PublicClient \"region\"")},
+			Judgement{Verdict: conditions.Verdict{State: conditions.Stalled, Reason: jetonv1alpha1.ReasonNamespaceOwnedElsewhere, Warning: true}, Announce: true, Forget: true, RequeueAfter: OwnedElsewhereRetry},
+			[]string{`belongs to PublicClient "region"`}},
+		{"NamespaceTerminating", Facts{Client: client(), Claim: claimed(Terminating, "", "namespace ns-mairie is being deleted")},
+			Judgement{Verdict: conditions.Verdict{State: conditions.NotReady, Reason: jetonv1alpha1.ReasonNamespaceTerminating}, RequeueAfter: TerminatingRetry},
+			[]string{"being deleted"}},
+		{"InternalError: a free namespace that vanished once created by someone else", Facts{Client: client(), Claim: claimed(Create, "", "")},
+			Judgement{}, []string{"namespace ns-mairie appeared and vanished"}},
+		{"Ready, namespace created", Facts{Client: client(), Claim: claimed(Create, jetonv1alpha1.NamespaceCreated, ""), Created: true},
+			Judgement{Verdict: conditions.Verdict{State: conditions.Ready, Reason: jetonv1alpha1.ReasonReady}, Keep: true},
+			[]string{"namespace ns-mairie is ready: Pod Security restricted, NetworkPolicy jeton-isolation"}},
+		{"Ready, namespace owned, no policy", Facts{Client: client(noPolicy), Claim: claimed(Owned, jetonv1alpha1.NamespaceAdopted, "")},
+			Judgement{Verdict: conditions.Verdict{State: conditions.Ready, Reason: jetonv1alpha1.ReasonReady}, Keep: true},
+			[]string{"namespace ns-mairie is ready: Pod Security baseline, no NetworkPolicy"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Judge(tt.facts)
+			message := got.Message
+			if got.Err != nil {
+				message = got.Err.Error()
+			}
+			if wantErr := strings.HasPrefix(tt.name, "InternalError"); (got.Err != nil) != wantErr {
+				t.Errorf("Err = %v, want an error: %v", got.Err, wantErr)
+			}
+			got.Message, got.Err = "", nil
+			if got != tt.want {
+				t.Errorf("Judge = %+v, want %+v", got, tt.want)
+			}
+			for _, s := range tt.wantMessage {
+				if !strings.Contains(message, s) {
+					t.Errorf("message %q does not hold %q", message, s)
+				}
+			}
+		})
+	}
+}
+
+func TestAdopted(t *testing.T) {
+	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	pc := &jetonv1alpha1.PublicClient{ObjectMeta: metav1.ObjectMeta{Name: "mairie", CreationTimestamp: metav1.NewTime(t0)}}
+	ns := func(created time.Time) *corev1.Namespace {
+		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ns-mairie", UID: "ns-uid", CreationTimestamp: metav1.NewTime(created)}}
+	}
+	adopted := Decision{Verdict: Owned, Origin: jetonv1alpha1.NamespaceAdopted}
+	retained := Decision{Verdict: Owned, Origin: jetonv1alpha1.NamespaceCreated}
+	tests := []struct {
+		name     string
+		recorded types.UID
+		ns       *corev1.Namespace
+		d        Decision
+		want     string // substring of the note; "" for none
+	}{
+		{"older namespace, asked for", "", ns(t0.Add(-time.Hour)), adopted, "Adopted namespace ns-mairie, which it requested (spec.adoptNamespace)"},
+		{"same second as the client", "", ns(t0), adopted, "Adopted namespace ns-mairie"},
+		{"retained by an earlier client of this name", "", ns(t0.Add(-time.Hour)), retained, "which jeton created for a PublicClient of this name and retained"},
+		{"already recorded", "ns-uid", ns(t0.Add(-time.Hour)), adopted, ""},
+		{"younger: jeton created it a moment ago (status write not seen yet)", "", ns(t0.Add(time.Second)), retained, ""},
+		{"just created", "", ns(t0), Decision{Verdict: Create, Origin: jetonv1alpha1.NamespaceCreated}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Adopted(pc, tt.recorded, tt.ns, tt.d)
+			if (got == "") != (tt.want == "") || !strings.Contains(got, tt.want) {
+				t.Errorf("Adopted = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
