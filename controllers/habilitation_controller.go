@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -287,7 +286,7 @@ func (r *HabilitationReconciler) inject(ctx context.Context, h *jetonv1alpha1.Ha
 		if len(restarted) > 0 {
 			metrics.WorkloadRestarted(h.Namespace, h.Name, h.Spec.ClientRef.Name, string(h.Spec.API), string(h.Spec.Environment), len(restarted))
 			out.tell(false, eventRestarted, "Restart", fmt.Sprintf("Restarted %d workload(s) in namespace %s using Secret %s for the new token: %s.",
-				len(restarted), target.Namespace, target.Name, strings.Join(restarted, ", ")))
+				len(restarted), target.Namespace, target.Name, injection.WorkloadList(restarted)))
 		}
 		now := metav1.NewTime(r.now())
 		h.Status.LastRotationTime = &now

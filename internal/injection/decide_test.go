@@ -2,6 +2,7 @@ package injection
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -224,5 +225,27 @@ func TestRotated(t *testing.T) {
 				t.Errorf("Rotated(%q, %q, %q) = %v, want %v", tc.fp, tc.statusFP, tc.legacyFP, got, tc.want)
 			}
 		})
+	}
+}
+
+func TestWorkloadList(t *testing.T) {
+	names := func(n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprintf("Deployment/web-%03d", i)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		n    int
+		want string
+	}{
+		{1, "Deployment/web-000"},
+		{10, strings.Join(names(10), ", ")},
+		{10000, strings.Join(names(10), ", ") + " and 9990 more"},
+	} {
+		if got := WorkloadList(names(tt.n)); got != tt.want {
+			t.Errorf("%d workloads: %q, want %q", tt.n, got, tt.want)
+		}
 	}
 }

@@ -272,6 +272,19 @@ func RestartFor(current string, spec *corev1.PodSpec, rotated map[string]string)
 	return next, uses
 }
 
+// maxListedWorkloads bounds the workloads an event names: a tenant decides how many of
+// its workloads use a Secret, and an event note is at most 1 KB.
+const maxListedWorkloads = 10
+
+// WorkloadList names at most maxListedWorkloads of names, then says how many more there
+// are.
+func WorkloadList(names []string) string {
+	if len(names) <= maxListedWorkloads {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:maxListedWorkloads], ", "), len(names)-maxListedWorkloads)
+}
+
 // Kind of a token binding.
 type Kind int
 
