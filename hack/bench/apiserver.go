@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 )
@@ -114,4 +117,25 @@ func apiserverWatches(ctx context.Context, cs kubernetes.Interface) (map[string]
 		}
 	}
 	return out, nil
+}
+
+// profileAPIServer takes a CPU profile of kube-apiserver (its /debug/pprof, on by default)
+// over d, after waiting delay, and writes it to path. It runs beside a measurement, so it
+// only logs what fails.
+func profileAPIServer(ctx context.Context, cs kubernetes.Interface, delay, d time.Duration, path string) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(delay):
+	}
+	raw, err := cs.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").
+		Param("seconds", strconv.Itoa(int(d.Seconds()))).DoRaw(ctx)
+	if err == nil {
+		err = os.WriteFile(path, raw, 0o644)
+	}
+	if err != nil {
+		logf("kube-apiserver profile %s: %v", path, err)
+		return
+	}
+	logf("kube-apiserver CPU profile over %s written to %s", d, path)
 }

@@ -29,3 +29,23 @@ func TestReadJudgements(t *testing.T) {
 		})
 	}
 }
+
+func TestNoPerObjectGets(t *testing.T) {
+	for _, tc := range []struct {
+		gets float64
+		n    int
+		want bool
+	}{
+		{1, 1000, true},     // the owner-proof key
+		{2, 1000, true},     // and one create that raced its cache
+		{3, 1000, false},    // more than that at N=1000 is a pattern
+		{4, 10000, true},    // a handful among 10,000 clients
+		{1000, 1000, false}, // one per client
+		{100, 10000, false}, // one per hundred clients
+		{0, 10, true},
+	} {
+		if got := noPerObjectGets(tc.gets, tc.n); got != tc.want {
+			t.Errorf("noPerObjectGets(%v, %d) = %v, want %v", tc.gets, tc.n, got, tc.want)
+		}
+	}
+}
