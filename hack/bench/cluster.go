@@ -316,9 +316,15 @@ func (w *watcher) waitConverged(ctx context.Context, f *fleet, timeout time.Dura
 	want := f.index()
 	interval := time.Duration(max(1, n/1000)) * 50 * time.Millisecond
 	var c, h, s int
+	start, lastLog := time.Now(), time.Now()
 	err := poll(ctx, timeout, interval, fmt.Sprintf("%d clients to converge", n), func() (bool, error) {
 		var err error
 		c, h, s, err = w.converged(ctx, f, want)
+		// Progress, so a run shows which kind leads and which follows.
+		if time.Since(lastLog) >= 30*time.Second {
+			lastLog = time.Now()
+			logf("  after %s: Ready clients %d, Ready Habilitations %d, injected Secrets %d", time.Since(start).Round(time.Second), c, h, s)
+		}
 		return c == n && h == n && s == n, err
 	})
 	if err != nil {
