@@ -213,11 +213,19 @@ type runResult struct {
 	failover                  *failoverResult
 	peakRSS                   float64
 	cpu                       time.Duration
-	rotations                 rotationResult
-	rotSecretP50              float64
-	rotSecretP99              float64
-	rotWorkloadP50            float64
-	rotWorkloadP99            float64
+	// machineCPU is what the whole machine (API server, etcd, benchmark, operator) spent
+	// from the operator's start to convergence, opCPU the operator's share of it, and
+	// floorMachineCPU the machine's for the floor: on a machine whose cores are all busy,
+	// the ratio is (floor's work + operator's CPU) / floor's work, whatever the operator
+	// does with its API calls.
+	machineCPU, opCPU, floorMachineCPU time.Duration
+	// passes is reconcile passes per client, by controller, during convergence.
+	passes         map[string]float64
+	rotations      rotationResult
+	rotSecretP50   float64
+	rotSecretP99   float64
+	rotWorkloadP50 float64
+	rotWorkloadP99 float64
 }
 
 func writesByMethod(ss samples) map[string]float64 {
@@ -264,6 +272,10 @@ func convergenceRun(ctx context.Context, cfg benchConfig, opArgs operatorArgs, r
 		return res, err
 	}
 	logf("run %d/%d: convergence: starting the operator", r+1, cfg.runs)
+	busyBefore, err := machineBusy()
+	if err != nil {
+		return res, err
+	}
 	start := time.Now()
 	op, err := startOperator(ctx, opArgs, fmt.Sprintf("run%d-converge", r+1))
 	if err != nil {
@@ -278,6 +290,10 @@ func convergenceRun(ctx context.Context, cfg benchConfig, opArgs operatorArgs, r
 		return res, err
 	}
 	res.converge = done.Sub(start)
+	if res.machineCPU, res.opCPU, err = busySince(busyBefore, op.pid()); err != nil {
+		_ = op.stop()
+		return res, err
+	}
 	idle := idleOptions{minReconciles: map[string]float64{"publicclient": float64(n), "habilitation": float64(n)}, quiet: 3 * time.Second, timeout: scaled(5*time.Minute, n)}
 	ss, err := op.waitIdle(ctx, idle)
 	if err != nil {
@@ -301,6 +317,12 @@ func convergenceRun(ctx context.Context, cfg benchConfig, opArgs operatorArgs, r
 	logf("run %d/%d: the operator's reads: %s", r+1, cfg.runs, fmtCounts(res.reads))
 	logf("run %d/%d: API server's count of the operator's writes per client: %s", r+1, cfg.runs, res.writesByKind)
 	res.opWritesByMethod = writesByMethod(ss)
+	res.passes = map[string]float64{}
+	for _, ctrl := range []string{"publicclient", "habilitation"} {
+		res.passes[ctrl] = ss.sum("controller_runtime_reconcile_total", labelIn("controller", ctrl)) / float64(n)
+	}
+	logf("run %d/%d: reconcile passes per client: PublicClient %.2f, Habilitation %.2f; machine CPU %s, of which the operator %s",
+		r+1, cfg.runs, res.passes["publicclient"], res.passes["habilitation"], res.machineCPU.Round(100*time.Millisecond), res.opCPU.Round(100*time.Millisecond))
 	ps, err := readProcStats(op.pid())
 	if err != nil {
 		_ = op.stop()
@@ -408,6 +430,10 @@ func convergenceRun(ctx context.Context, cfg benchConfig, opArgs operatorArgs, r
 	if r == 0 && cfg.apiserverProfiles != "" {
 		go profileAPIServer(fwctx, fcs, apiserverProfileDelay(n), time.Minute, filepath.Join(cfg.apiserverProfiles, "apiserver-floor.pprof"))
 	}
+	floorBusyBefore, err := machineBusy()
+	if err != nil {
+		return res, err
+	}
 	floorStart := time.Now()
 	floorCalls, err := runFloor(ctx, fc.env.Config, fc, ff, cfg.qps, cfg.burst, 2*cfg.workers)
 	if err != nil {
@@ -417,10 +443,14 @@ func convergenceRun(ctx context.Context, cfg benchConfig, opArgs operatorArgs, r
 	if err != nil {
 		return res, fmt.Errorf("floor: %w", err)
 	}
+	floorBusy, err := machineBusy()
+	if err != nil {
+		return res, err
+	}
 	stopFloorWatcher()
-	res.floor = floorDone.Sub(floorStart)
-	logf("run %d/%d: floor %s (its own calls %s), ratio %.2f", r+1, cfg.runs, res.floor.Round(time.Millisecond),
-		floorCalls.Round(time.Millisecond), res.converge.Seconds()/res.floor.Seconds())
+	res.floor, res.floorMachineCPU = floorDone.Sub(floorStart), floorBusy-floorBusyBefore
+	logf("run %d/%d: floor %s (its own calls %s), ratio %.2f; machine CPU %s", r+1, cfg.runs, res.floor.Round(time.Millisecond),
+		floorCalls.Round(time.Millisecond), res.converge.Seconds()/res.floor.Seconds(), res.floorMachineCPU.Round(100*time.Millisecond))
 	return res, nil
 }
 
@@ -554,6 +584,19 @@ func (rep report) write(w io.Writer) {
 		fmt.Fprintf(w, "| API writes per client: operator / floor | %.2f / %d | | |\n", med(func(r runResult) float64 { return r.opWritesPerClient }), floorWritesPerClient)
 		fmt.Fprintf(w, "| API requests of every verb per client: operator / floor | %.2f / %d | | |\n", med(func(r runResult) float64 { return r.opRequestsPerClient }), floorWritesPerClient)
 		fmt.Fprintf(w, "| Operator CPU / peak RSS during convergence | %.1f s / %s | | |\n", med(func(r runResult) float64 { return r.cpu.Seconds() }), fmtMiB(med(func(r runResult) float64 { return r.peakRSS })))
+		fmt.Fprintf(w, "| Reconcile passes per client during convergence: PublicClient / Habilitation | %.2f / %.2f | | |\n",
+			med(func(r runResult) float64 { return r.passes["publicclient"] }), med(func(r runResult) float64 { return r.passes["habilitation"] }))
+		cores := float64(runtime.NumCPU())
+		fmt.Fprintf(w, "| Machine CPU (every process) until converged: operator's run, of which the operator / floor's run (%% of the machine) | %s (%.0f%%), %s / %s (%.0f%%) | | |\n",
+			fmtSeconds(med(func(r runResult) float64 { return r.machineCPU.Seconds() })), med(func(r runResult) float64 { return 100 * r.machineCPU.Seconds() / cores / r.converge.Seconds() }),
+			fmtSeconds(med(func(r runResult) float64 { return r.opCPU.Seconds() })),
+			fmtSeconds(med(func(r runResult) float64 { return r.floorMachineCPU.Seconds() })), med(func(r runResult) float64 { return 100 * r.floorMachineCPU.Seconds() / cores / r.floor.Seconds() }))
+		fmt.Fprintf(w, "| Ratio from CPU alone: (floor's machine CPU + operator's CPU) / floor's machine CPU (all cores busy: the operator's CPU is taken from the API server's) | %.2f | | |\n",
+			med(func(r runResult) float64 {
+				return (r.floorMachineCPU + r.opCPU).Seconds() / r.floorMachineCPU.Seconds()
+			}))
+		fmt.Fprintf(w, "| Machine CPU of the operator's run without the operator's own / the floor's (1.00: the API server, etcd and the benchmark worked as much for the operator as for the floor; the spread is the machine's speed varying) | %.2f | | |\n",
+			med(func(r runResult) float64 { return (r.machineCPU - r.opCPU).Seconds() / r.floorMachineCPU.Seconds() }))
 		gets := med(func(r runResult) float64 { return objectGets(r.reads) })
 		fmt.Fprintf(w, "| GETs of objects during convergence (discovery aside; 1 is the owner-proof key, a create racing its own cache reads once) | %.0f | no per-object GET | %s |\n", gets, yesNo(noPerObjectGets(gets, cfg.n)))
 		fmt.Fprintf(w, "| Cold restart, everything converged: time to ready (caches synced) / to idle (everything reconciled) | %s / %s | | |\n",
@@ -569,10 +612,10 @@ func (rep report) write(w io.Writer) {
 			fmtSeconds(med(func(r runResult) float64 { return r.rotSecretP50 })), fmtSeconds(secP99))
 		fmt.Fprintf(w, "| Rotation → Deployment pod template annotated, p50 / p99 | %s / %s | p99 < 1 s | %s |\n",
 			fmtSeconds(med(func(r runResult) float64 { return r.rotWorkloadP50 })), fmtSeconds(wlP99), yesNo(wlP99 < 1 && secP99 < 1))
-		fmt.Fprintf(w, "\nPer run:\n\n| Run | Convergence | Floor | Ratio | Writes/client | Writes by method | Steady writes | Rotation Secret p50/p99 | Rotation workload p50/p99 |\n|---|---|---|---|---|---|---|---|---|\n")
+		fmt.Fprintf(w, "\nPer run:\n\n| Run | Convergence | Floor | Ratio | Machine CPU: operator's run (the operator) / floor's | Writes/client | Writes by method | Steady writes | Rotation Secret p50/p99 | Rotation workload p50/p99 |\n|---|---|---|---|---|---|---|---|---|---|\n")
 		for i, r := range rep.runs {
-			fmt.Fprintf(w, "| %d | %s | %s | %.2f | %.2f | %s | %.0f %s | %s / %s | %s / %s |\n", i+1, fmtSeconds(r.converge.Seconds()), fmtSeconds(r.floor.Seconds()),
-				r.converge.Seconds()/r.floor.Seconds(), r.opWritesPerClient, fmtMethods(r.opWritesByMethod), r.steadyWrites, fmtMethods(r.steadyByMethod),
+			fmt.Fprintf(w, "| %d | %s | %s | %.2f | %s (%s) / %s | %.2f | %s | %.0f %s | %s / %s | %s / %s |\n", i+1, fmtSeconds(r.converge.Seconds()), fmtSeconds(r.floor.Seconds()),
+				r.converge.Seconds()/r.floor.Seconds(), fmtSeconds(r.machineCPU.Seconds()), fmtSeconds(r.opCPU.Seconds()), fmtSeconds(r.floorMachineCPU.Seconds()), r.opWritesPerClient, fmtMethods(r.opWritesByMethod), r.steadyWrites, fmtMethods(r.steadyByMethod),
 				fmtSeconds(r.rotSecretP50), fmtSeconds(r.rotSecretP99), fmtSeconds(r.rotWorkloadP50), fmtSeconds(r.rotWorkloadP99))
 		}
 		fmt.Fprintf(w, "\nThe operator's writes per client during convergence, by verb and resource, as the API server counted them (run 1): %s.\n\n", rep.runs[0].writesByKind)

@@ -294,3 +294,46 @@ func poll(ctx context.Context, timeout, interval time.Duration, what string, con
 		}
 	}
 }
+
+// machineBusy returns the CPU time every process of the machine has used since boot
+// (/proc/stat: every state but idle and iowait), so that the difference over a phase is
+// what the whole machine spent on it: API server, etcd, the benchmark and the operator.
+func machineBusy() (time.Duration, error) {
+	stat, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseMachineBusy(string(stat))
+}
+
+// parseMachineBusy reads the aggregate "cpu" line of /proc/stat: user nice system idle
+// iowait irq softirq steal (guest time is already counted in user).
+func parseMachineBusy(stat string) (time.Duration, error) {
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, errors.New("malformed /proc/stat")
+	}
+	var busy int64
+	for i, v := range f[1:9] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat: %w", err)
+		}
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return time.Duration(busy) * time.Second / clockTicks, nil
+}
+
+// busySince returns the machine's CPU time since busyBefore (machineBusy) and the operator
+// process pid's CPU time so far.
+func busySince(busyBefore time.Duration, pid int) (machine, operator time.Duration, err error) {
+	busy, err := machineBusy()
+	if err != nil {
+		return 0, 0, err
+	}
+	ps, err := readProcStats(pid)
+	return busy - busyBefore, ps.cpu, err
+}
