@@ -1,8 +1,6 @@
 # jeton — Kubernetes operator for French public-sector API tokens.
 # `make help` lists the targets. `make dev` runs everything locally; `make test` is what CI runs.
 
-# Image used by image, build-installer and deploy.
-IMG ?= jeton:dev
 # Namespaces where Habilitations and TechnicalTokens are honoured, for `make run`.
 CREDENTIALS_NAMESPACES ?= jeton-system
 
@@ -22,14 +20,24 @@ STATICCHECK_VERSION := v0.8.2
 # (apiVersion v2) installs with Helm 4 too.
 HELM_VERSION := v3.22.0
 
-# The release: version and revision go into the image's OCI labels.
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The release version: the VERSION file is its one source. The binaries (--version), the
+# image's tag and labels, install.yaml and the packaged chart take it from here; the chart's
+# version and appVersion in dist/chart/Chart.yaml follow it (`make manifests` writes them,
+# `make check-generated` fails when they disagree). `make release VERSION=v0.2.0-rc.1` overrides it.
+VERSION ?= $(shell cat $(ROOT)/VERSION)
+# The commit, stamped into the binaries and the image's revision label.
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
-# The image's creation time: the commit's, so that rebuilding a commit gives the same image.
+# The build time of everything: the commit's, so that rebuilding a commit gives the same
+# binaries, image, archives and chart, byte for byte.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
-# SPDX expression for the image's org.opencontainers.image.licenses label. The repository has
-# no LICENSE file yet, hence NOASSERTION (SPDX for "not stated"); set it once one is chosen.
-LICENSES ?= NOASSERTION
+# SPDX expression of LICENSE, for the image's org.opencontainers.image.licenses label.
+LICENSES ?= Apache-2.0
+# Image used by image, release, build-installer and deploy: by default the one the chart runs.
+IMAGE_REPO ?= ghcr.io/jeton-dev/jeton
+IMG ?= $(IMAGE_REPO):$(VERSION)
+# Link flags stamping internal/version in every binary (manager, plugin, image).
+VERSION_PKG := github.com/jeton-dev/jeton/internal/version
+VERSION_LDFLAGS := -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).commit=$(REVISION) -X $(VERSION_PKG).sourceDateEpoch=$(SOURCE_DATE_EPOCH)
 
 # Two packages at a time fits a 2-core machine: each test package may start its own
 # control plane (etcd + kube-apiserver; test/cluster and hack/dev also start
@@ -98,11 +106,11 @@ bench: control-plane ## Benchmark the operator on a local control plane (about 1
 
 .PHONY: build
 build: ## Build the manager binary into bin/jeton.
-	CGO_ENABLED=0 go build -trimpath -o $(BIN)/jeton ./cmd
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(VERSION_LDFLAGS)" -o $(BIN)/jeton ./cmd
 
 .PHONY: plugin
 plugin: ## Build the kubectl plugin into bin/kubectl-jeton (with bin/kubectl_complete-jeton for `kubectl jeton <TAB>`).
-	CGO_ENABLED=0 go build -trimpath -o $(BIN)/kubectl-jeton ./cmd/kubectl-jeton
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(VERSION_LDFLAGS)" -o $(BIN)/kubectl-jeton ./cmd/kubectl-jeton
 	install -m 0755 $(ROOT)/cmd/kubectl-jeton/kubectl_complete-jeton $(BIN)/kubectl_complete-jeton
 
 .PHONY: run
@@ -111,7 +119,7 @@ run: build ## Run the manager from your machine against the cluster of the curre
 
 .PHONY: build-installer
 build-installer: $(KUSTOMIZE) ## Write the release bundle dist/install.yaml (config/default with image IMG): kubectl apply --server-side -f dist/install.yaml.
-	KUSTOMIZE=$(KUSTOMIZE) hack/build-installer.sh "$(IMG)" dist/install.yaml
+	VERSION=$(VERSION) KUSTOMIZE=$(KUSTOMIZE) hack/build-installer.sh "$(IMG)" dist/install.yaml
 
 # Where make image writes the image: an OCI image layout (a directory; crane push --index or
 # skopeo copy --all oci: pushes it).
@@ -120,7 +128,20 @@ IMAGE_DIR ?= dist/image
 .PHONY: image
 image: $(IMAGE_BUILDER) ## Build the manager's OCI image (linux/amd64 and linux/arm64, one index) into IMAGE_DIR without a daemon or a base image.
 	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(IMAGE_BUILDER) -out $(IMAGE_DIR) -ref "$(IMG)" -version "$(VERSION)" -revision "$(REVISION)" -licenses "$(LICENSES)" \
-		-source https://github.com/jeton-dev/jeton -platforms linux/amd64,linux/arm64
+		-ldflags "$(VERSION_LDFLAGS)" -source https://github.com/jeton-dev/jeton -platforms linux/amd64,linux/arm64
+
+# Where make release writes every artifact of a release (replaced; git-ignored).
+RELEASE_DIR ?= dist/release
+
+.PHONY: release
+release: packaging-tools $(KUSTOMIZE) ## Write every artifact of release VERSION into RELEASE_DIR: OCI image layout, packaged chart, install.yaml, kubectl plugin archives and krew manifest, SHA256SUMS. Reproducible for a commit.
+	@[[ "$(VERSION)" =~ ^v[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$$ ]] || { echo "VERSION=$(VERSION) is not vMAJOR.MINOR.PATCH[-PRERELEASE]" >&2; exit 1; }
+	rm -rf $(RELEASE_DIR)
+	mkdir -p $(RELEASE_DIR)
+	$(MAKE) --no-print-directory image IMAGE_DIR=$(RELEASE_DIR)/image IMG=$(IMG) VERSION=$(VERSION) REVISION=$(REVISION) SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH)
+	$(HELM) package dist/chart --version $(VERSION:v%=%) --app-version $(VERSION) --destination $(RELEASE_DIR)
+	VERSION=$(VERSION) KUSTOMIZE=$(KUSTOMIZE) hack/build-installer.sh "$(IMG)" $(RELEASE_DIR)/install.yaml
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) go run ./hack/release -dir $(RELEASE_DIR) -version $(VERSION) -ldflags "$(VERSION_LDFLAGS)"
 
 .PHONY: clean
 clean: ## Remove built binaries and the local-run state (keeps the Go build cache, so rebuilding is fast).

@@ -29,6 +29,7 @@ import (
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
 	"github.com/jeton-dev/jeton/controllers"
 	"github.com/jeton-dev/jeton/internal/publicapi"
+	"github.com/jeton-dev/jeton/internal/version"
 )
 
 const (
@@ -65,6 +66,8 @@ type config struct {
 	// testProbeInterval is for the fault tests only (test/fault): see --test-probe-interval.
 	testProbeInterval time.Duration
 	zap               zap.Options
+	// printVersion: --version prints the build and exits.
+	printVersion bool
 }
 
 // parseFlags parses and validates args. operatorNamespace is the namespace the operator
@@ -110,6 +113,7 @@ func parseFlags(fs *flag.FlagSet, args []string, operatorNamespace string) (*con
 	fs.DurationVar(&c.testProbeInterval, "test-probe-interval", 0,
 		"TESTS ONLY: probe every TechnicalToken at this interval, overriding spec.interval and its 30s minimum. Do not set in production.")
 	c.zap.BindFlags(fs)
+	fs.BoolVar(&c.printVersion, "version", false, "Print the version, commit, build date and Go version, and exit.")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -265,7 +269,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "jeton: invalid flags:", err)
 		os.Exit(1)
 	}
+	if cfg.printVersion {
+		fmt.Println(version.Get().String("jeton"))
+		os.Exit(0)
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&cfg.zap)))
+	// First line of every run: a bug report's logs say which build ran.
+	ctrl.Log.WithName("setup").Info("jeton build", version.Get().KeysAndValues()...)
 	limit, err := softMemoryLimit(os.Getenv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "jeton:", err)

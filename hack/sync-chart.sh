@@ -4,11 +4,24 @@
 # dashboard. A chart cannot read files outside its directory, so it holds copies; `make
 # manifests` refreshes them and `make check-generated` (hack/sync-chart.sh --check) fails when
 # one is stale, so the chart and config/default never drift apart.
+#
+# It also makes the chart follow the VERSION file (the release version): Chart.yaml's version
+# is VERSION without its "v", appVersion is VERSION, which is the image tag the chart runs by
+# default, the tag `make image` and `make release` give the image.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 files=dist/chart/files
+chart=dist/chart/Chart.yaml
+
+version=$(cat VERSION)
+if ! [[ "$version" =~ ^v[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$ ]]; then
+  echo "VERSION holds \"$version\", not vMAJOR.MINOR.PATCH[-PRERELEASE]" >&2
+  exit 1
+fi
+want_version="version: ${version#v}"
+want_app_version="appVersion: \"$version\""
 
 # source directory or file -> destination directory
 pairs=(
@@ -31,8 +44,14 @@ if [[ "${1:-}" == "--check" ]]; then
     fi
     rm -rf "$want"
   done
+  for want in "$want_version" "$want_app_version"; do
+    if ! grep -qxF "$want" "$chart"; then
+      echo "STALE: $chart does not say '$want' (VERSION is $version): $(grep -E '^(version|appVersion):' "$chart" | tr '\n' ' ')" >&2
+      stale=1
+    fi
+  done
   if (( stale )); then
-    echo "The chart's copies are out of date: run 'make manifests' and commit dist/chart/files." >&2
+    echo "The chart's copies or versions are out of date: run 'make manifests' and commit dist/chart." >&2
     exit 1
   fi
   echo "chart copies are up to date"
@@ -46,3 +65,5 @@ for pair in "${pairs[@]}"; do
   # shellcheck disable=SC2086 # src is a glob
   cp $src "$dst/"
 done
+sed -E "s/^version: .*/$want_version/; s/^appVersion: .*/$want_app_version/" "$chart" >"$chart.tmp"
+mv "$chart.tmp" "$chart"

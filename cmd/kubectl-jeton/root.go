@@ -9,6 +9,8 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/jeton-dev/jeton/internal/version"
 )
 
 // Exit statuses, as documented in the README and in --help.
@@ -56,7 +58,10 @@ func newRootCommand(o *options) *cobra.Command {
 		SilenceErrors: true,
 		// Shown by kubectl as `kubectl jeton`.
 		Annotations: map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl jeton"},
+		// --version prints what the version command prints.
+		Version: version.Get().String("kubectl-jeton"),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetIn(o.streams.In)
 	root.SetOut(o.streams.Out)
 	root.SetErr(o.streams.ErrOut)
@@ -69,6 +74,7 @@ func newRootCommand(o *options) *cobra.Command {
 		newReconcileCommand(o),
 		newProbeCommand(o),
 		newInspectTokenCommand(o),
+		newVersionCommand(o),
 	)
 	return root
 }

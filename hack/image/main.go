@@ -18,7 +18,8 @@
 // Usage (from the repository root; `make image` passes these):
 //
 //	jeton-image -out dist/image -ref ghcr.io/jeton-dev/jeton:v0.1.0 -version v0.1.0 \
-//	  -revision $(git rev-parse HEAD) -licenses Apache-2.0 -platforms linux/amd64,linux/arm64
+//	  -revision $(git rev-parse HEAD) -licenses Apache-2.0 -platforms linux/amd64,linux/arm64 \
+//	  -ldflags "-X github.com/jeton-dev/jeton/internal/version.version=v0.1.0 ..."
 //
 // Push the layout with any OCI tool, e.g. `crane push --index dist/image REF` or
 // `skopeo copy --all oci:dist/image docker://REF`.
@@ -52,8 +53,11 @@ const nonroot = 65532
 type options struct {
 	out, ref, pkg, caBundle             string
 	version, revision, licenses, source string
-	platforms                           []string
-	created                             time.Time
+	// ldflags are added to the manager's link flags: the Makefile stamps the version
+	// package (internal/version) with them, so that /manager --version says what the labels say.
+	ldflags   string
+	platforms []string
+	created   time.Time
 }
 
 func main() {
@@ -80,6 +84,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.revision, "revision", "", "org.opencontainers.image.revision: the source's commit (required)")
 	fs.StringVar(&o.licenses, "licenses", "", "org.opencontainers.image.licenses, an SPDX expression (required)")
 	fs.StringVar(&o.source, "source", "https://github.com/jeton-dev/jeton", "org.opencontainers.image.source")
+	fs.StringVar(&o.ldflags, "ldflags", "", "extra go build -ldflags for the manager (e.g. -X flags stamping its version), after -s -w -buildid=")
 	fs.StringVar(&platforms, "platforms", "linux/amd64,linux/arm64", "comma-separated os/arch to build")
 	fs.StringVar(&created, "created", "", "creation time (RFC 3339) in the image; default SOURCE_DATE_EPOCH, else the Unix epoch, for reproducible builds")
 	if err := fs.Parse(args); err != nil {
@@ -137,7 +142,7 @@ func build(o options) error {
 	for _, p := range o.platforms {
 		_, arch, _ := strings.Cut(p, "/")
 		bin := filepath.Join(work, "manager-"+arch)
-		if err := goBuild(o.pkg, arch, bin); err != nil {
+		if err := goBuild(o.pkg, arch, o.ldflags, bin); err != nil {
 			return err
 		}
 		img, err := image(o, arch, bin, ca)
@@ -172,9 +177,10 @@ func build(o options) error {
 	return nil
 }
 
-// goBuild builds the manager as the Dockerfile does: static, trimmed paths, no symbol table.
-func goBuild(pkg, arch, out string) error {
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w -buildid=", "-o", out, pkg)
+// goBuild builds the manager static, with trimmed paths, no symbol table and an empty build
+// ID, so that a commit always gives the same binary.
+func goBuild(pkg, arch, ldflags, out string) error {
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w -buildid= "+ldflags, "-o", out, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
