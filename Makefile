@@ -67,12 +67,12 @@ generate: tools ## Generate deepcopy code (zz_generated.deepcopy.go) from the AP
 	$(CONTROLLER_GEN) object paths=./api/...
 
 .PHONY: manifests
-manifests: tools ## Generate CRDs (config/crd/bases) and the manager ClusterRole (config/rbac/role.yaml) from markers; copy them into the Helm chart.
+manifests: tools ## Generate CRDs (config/crd/bases) and the manager ClusterRole (config/rbac/role.yaml) from markers; copy them into the Helm chart, its version from VERSION.
 	$(CONTROLLER_GEN) crd rbac:roleName=manager-role paths=./... output:crd:artifacts:config=config/crd/bases
 	hack/sync-chart.sh
 
 .PHONY: check-generated
-check-generated: tools ## Fail if the committed deepcopy, CRDs or RBAC differ from what the sources generate.
+check-generated: tools ## Fail if the committed deepcopy, CRDs or RBAC differ from what the sources generate, or the chart's version from VERSION.
 	CONTROLLER_GEN=$(CONTROLLER_GEN) hack/check-generated.sh
 	hack/sync-chart.sh --check
 
