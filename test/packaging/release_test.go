@@ -399,3 +399,42 @@ func checkReleaseChart(t *testing.T, dir string, r release) {
 	}
 	c.kubectl(t, nil, "-n", operatorNamespace, "get", "deployment/jeton-controller-manager")
 }
+
+// TestChartFollowsVERSION: make check-generated (hack/sync-chart.sh --check) fails when the
+// chart's version or appVersion disagrees with VERSION, and make manifests (hack/sync-chart.sh)
+// brings them back in line. On a copy of the repository's files, not the working tree.
+func TestChartFollowsVERSION(t *testing.T) {
+	tmp := t.TempDir()
+	for _, p := range []string{"hack", "config", "dist", "VERSION"} {
+		must(t, nil, nil, "cp", "-r", repoPath(p), filepath.Join(tmp, p))
+	}
+	sync := func(args ...string) (result, error) {
+		return runCmd(t, nil, nil, "bash", append([]string{filepath.Join(tmp, "hack", "sync-chart.sh")}, args...)...)
+	}
+	if _, err := sync("--check"); err != nil {
+		t.Fatalf("the repository's chart disagrees with VERSION: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "VERSION"), []byte("v9.9.9-rc.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := sync("--check")
+	if err == nil || !strings.Contains(r.stderr, `does not say 'version: 9.9.9-rc.1'`) || !strings.Contains(r.stderr, `does not say 'appVersion: "v9.9.9-rc.1"'`) {
+		t.Fatalf("sync-chart.sh --check with VERSION v9.9.9-rc.1 and the chart at 0.x: %v\n%s", err, r.stderr)
+	}
+	if _, err := sync(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sync("--check"); err != nil {
+		t.Fatalf("after sync-chart.sh: %v", err)
+	}
+	chart := string(mustRead(t, filepath.Join(tmp, "dist", "chart", "Chart.yaml")))
+	if !strings.Contains(chart, "\nversion: 9.9.9-rc.1\n") || !strings.Contains(chart, "\nappVersion: \"v9.9.9-rc.1\"\n") {
+		t.Errorf("sync-chart.sh did not write VERSION into Chart.yaml:\n%s", chart)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "VERSION"), []byte("0.2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := sync("--check"); err == nil || !strings.Contains(r.stderr, "not vMAJOR.MINOR.PATCH") {
+		t.Errorf("sync-chart.sh --check with VERSION 0.2: %v\n%s", err, r.stderr)
+	}
+}
