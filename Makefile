@@ -42,7 +42,9 @@ VERSION_LDFLAGS := -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).commit
 # Two packages at a time fits a 2-core machine: each test package may start its own
 # control plane (etcd + kube-apiserver; test/cluster and hack/dev also start
 # kube-controller-manager, kube-scheduler and KWOK).
-GO_TEST_FLAGS ?= -count=1 -p 2 -timeout 20m
+# The timeout is per package: test/packaging's TestRelease cross-compiles the manager and the
+# plugin six times, about 20 min with a cold Go build cache on a busy 2-core machine (1 min warm).
+GO_TEST_FLAGS ?= -count=1 -p 2 -timeout 45m
 
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
