@@ -3,6 +3,10 @@
 package main
 
 import (
+	// The Europe/Paris zone (Démarches Numériques expiry dates) without the OS zoneinfo,
+	// which the distroless image does not have.
+	_ "time/tzdata"
+
 	"context"
 	"crypto/tls"
 	"errors"

@@ -224,7 +224,7 @@ func (r *HabilitationReconciler) bindToken(ctx context.Context, h *jetonv1alpha1
 	if err != nil || v != nil {
 		return tok, v, nil, err
 	}
-	h.Status.TokenStatus = tokensource.Status(tok, h.Spec.ExpiresAt)
+	h.Status.TokenStatus = tokensource.Status(tok, h.Spec.API, h.Spec.ExpiresAt)
 	self := injection.Binding{Kind: injection.KindHabilitation, Namespace: h.Namespace, Name: h.Name, Client: h.Spec.ClientRef.Name, Created: h.CreationTimestamp.Time}
 	verdict, labelledFor, err := r.bindings.arbitrate(ctx, self, tok.Fingerprint)
 	if err != nil {

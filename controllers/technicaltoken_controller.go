@@ -170,7 +170,7 @@ func (r *TechnicalTokenReconciler) pass(ctx context.Context, tt *jetonv1alpha1.T
 	}
 	// The fingerprint status held before this pass: a new token is probed at once.
 	seenFP := tt.Status.TokenFingerprint
-	tt.Status.TokenStatus = tokensource.Status(tok, tt.Spec.ExpiresAt)
+	tt.Status.TokenStatus = tokensource.Status(tok, tt.Spec.API, tt.Spec.ExpiresAt)
 	dest, err := r.destination(ctx, tt, tok.Fingerprint)
 	if err != nil {
 		return failed("finding who else holds the token", err)

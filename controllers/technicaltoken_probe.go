@@ -5,6 +5,7 @@ import (
 	"context"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -44,7 +45,7 @@ func (r *TechnicalTokenReconciler) probe(ctx context.Context, tt *jetonv1alpha1.
 	}
 	now := r.now()
 	var next time.Duration
-	out.Verdict, next = probe.Judge(now, tt)
+	out.Verdict, next = probe.Judge(now, tt, r.hostHealth(ctx, tt))
 	out.announce = announcedReasons[out.Reason]
 	if next > 0 {
 		out.requeueAfter = next + time.Second // just past the threshold
@@ -61,6 +62,30 @@ func (r *TechnicalTokenReconciler) probe(ctx context.Context, tt *jetonv1alpha1.
 	}
 	out.requeueAfter = min(cmp.Or(out.requeueAfter, maxRequeue), maxRequeue)
 	return out
+}
+
+// hostHealth is what the latest probes of every TechnicalToken of tt's API host say about
+// the host, tt's own result of this pass included. A listing error only costs the host
+// view (tt alone then speaks for its host): it never fails the pass.
+func (r *TechnicalTokenReconciler) hostHealth(ctx context.Context, tt *jetonv1alpha1.TechnicalToken) probe.HostHealth {
+	host := probe.HostOfToken(tt)
+	self := tt.DeepCopy()
+	if self.Status.NextProbeTime == nil && !self.Spec.Suspend {
+		// tt is on its way to be probed (this pass schedules it): it counts for its host.
+		self.Status.NextProbeTime = &metav1.Time{Time: r.now()}
+	}
+	all := []jetonv1alpha1.TechnicalToken{*self}
+	tts := &jetonv1alpha1.TechnicalTokenList{}
+	if err := r.List(ctx, tts); err != nil {
+		log.FromContext(ctx).Error(err, "listing TechnicalTokens for the health of their API host")
+	} else {
+		for i := range tts.Items {
+			if tts.Items[i].UID != tt.UID && probe.HostOfToken(&tts.Items[i]) == host {
+				all = append(all, tts.Items[i])
+			}
+		}
+	}
+	return probe.HealthOf(probe.HostHealths(all), host)
 }
 
 // schedule sets status.nextProbeTime and, when a probe is due, hands it to the executor

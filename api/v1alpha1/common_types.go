@@ -123,10 +123,22 @@ const (
 	ReasonInsufficientPrivileges  = "InsufficientPrivileges"
 	ReasonRateLimited             = "RateLimited"
 	ReasonUnreachable             = "Unreachable"
-	ReasonTimeout                 = "Timeout"
-	ReasonServerError             = "ServerError"
-	ReasonUnexpectedResponse      = "UnexpectedResponse"
-	ReasonInternalError           = "InternalError"
+	// ReasonNetworkNotAllowed: the API refuses the caller's address for this token (an IP
+	// allow-list on the token: API Entreprise / API Particulier 403 code 00107, Démarches
+	// Numériques 403 "forbidden network"). The token is fine; the fix is on the network side.
+	ReasonNetworkNotAllowed = "NetworkNotAllowed"
+	// ReasonHostUnreachable: every probed token of one API host fails at the transport level
+	// (timeouts, resets, refused connections): the vendor's address (a 12-hour IP ban) or the
+	// network is the likely cause, not the tokens.
+	ReasonHostUnreachable = "HostUnreachable"
+	// ReasonTokenProlonged: the token's own expiry passed but the API still accepts it: it
+	// was prolonged on the API portal (the API reads the expiry from its database, not from
+	// the token), and the Secret holds the old string.
+	ReasonTokenProlonged     = "TokenProlonged"
+	ReasonTimeout            = "Timeout"
+	ReasonServerError        = "ServerError"
+	ReasonUnexpectedResponse = "UnexpectedResponse"
+	ReasonInternalError      = "InternalError"
 	// ReasonBaseURLMissing: no base URL is known for the API and environment and
 	// spec.baseURL is empty; a user error, fixed by setting spec.baseURL.
 	ReasonBaseURLMissing = "BaseURLMissing"
