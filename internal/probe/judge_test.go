@@ -205,3 +205,54 @@ func TestRecord(t *testing.T) {
 		})
 	}
 }
+
+// The health of a host comes from the last probe of each scheduled TechnicalToken of that
+// host: a suspended or refused one (no nextProbeTime) says nothing about it.
+func TestHostHealths(t *testing.T) {
+	now := metav1.NewTime(time.Date(2026, 11, 30, 14, 0, 0, 0, time.UTC))
+	tt := func(baseURL, reason string, failures int32, mutate ...func(*jetonv1alpha1.TechnicalToken)) jetonv1alpha1.TechnicalToken {
+		tt := jetonv1alpha1.TechnicalToken{
+			Spec: jetonv1alpha1.TechnicalTokenSpec{API: jetonv1alpha1.APIEntreprise, BaseURL: baseURL},
+			Status: jetonv1alpha1.TechnicalTokenStatus{NextProbeTime: &now, ConsecutiveFailures: failures,
+				LastResult: &jetonv1alpha1.ProbeResult{Reason: reason}},
+		}
+		for _, m := range mutate {
+			m(&tt)
+		}
+		return tt
+	}
+	notScheduled := func(tt *jetonv1alpha1.TechnicalToken) { tt.Status.NextProbeTime = nil }
+	suspended := func(tt *jetonv1alpha1.TechnicalToken) { tt.Spec.Suspend = true }
+	const official = "entreprise.api.gouv.fr"
+	tests := []struct {
+		name        string
+		tts         []jetonv1alpha1.TechnicalToken
+		want        HostHealth
+		unreachable bool
+	}{
+		{"every token timed out or reset: unreachable", []jetonv1alpha1.TechnicalToken{
+			tt("", jetonv1alpha1.ReasonTimeout, 2), tt("https://entreprise.api.gouv.fr", jetonv1alpha1.ReasonUnreachable, 1)},
+			HostHealth{Host: official, Probed: 2, Unanswered: 2}, true},
+		{"one token answered: the host answers", []jetonv1alpha1.TechnicalToken{
+			tt("", jetonv1alpha1.ReasonTimeout, 2), tt("", jetonv1alpha1.ReasonRevoked, 3)},
+			HostHealth{Host: official, Probed: 2, Unanswered: 1}, false},
+		{"a refused or suspended token's old result does not count", []jetonv1alpha1.TechnicalToken{
+			tt("", jetonv1alpha1.ReasonTimeout, 3), tt("", jetonv1alpha1.ReasonProbeSucceeded, 0, notScheduled), tt("", jetonv1alpha1.ReasonProbeSucceeded, 0, suspended)},
+			HostHealth{Host: official, Probed: 1, Unanswered: 1}, true},
+		{"another host is another health", []jetonv1alpha1.TechnicalToken{
+			tt("", jetonv1alpha1.ReasonTimeout, 3), tt("https://staging.entreprise.api.gouv.fr", jetonv1alpha1.ReasonProbeSucceeded, 0)},
+			HostHealth{Host: official, Probed: 1, Unanswered: 1}, true},
+		{"recovered: the last probe succeeded", []jetonv1alpha1.TechnicalToken{
+			tt("", jetonv1alpha1.ReasonProbeSucceeded, 0)},
+			HostHealth{Host: official, Probed: 1}, false},
+		{"no token of the host", nil, HostHealth{Host: official}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := HealthOf(HostHealths(tc.tts), official)
+			if got != tc.want || got.Unreachable() != tc.unreachable {
+				t.Errorf("HealthOf = %+v (unreachable %v), want %+v (unreachable %v)", got, got.Unreachable(), tc.want, tc.unreachable)
+			}
+		})
+	}
+}
