@@ -87,7 +87,7 @@ func (r *PublicClientReconciler) pass(ctx context.Context, pc, orig *jetonv1alph
 	}
 	pc.Status.Habilitations = count
 
-	facts := isolation.Facts{Client: pc, Reserved: r.Options.reservedBecause(pc.TargetNamespace())}
+	facts := isolation.Facts{Client: pc, Reserved: r.Options.reservedBecause(pc.TargetNamespace()), PodSecurityFloor: r.Options.PodSecurityFloor}
 	judgement := isolation.Judge(facts)
 	var claim namespaceClaim
 	if judgement.Claim {

@@ -44,6 +44,10 @@ type Options struct {
 	// ReservedNamespaces are namespaces that are never client namespaces, besides the
 	// credentials namespaces, the operator's, default and kube-* (--reserved-namespaces).
 	ReservedNamespaces []string
+	// PodSecurityFloor is the most permissive Pod Security level a PublicClient may ask for
+	// (--pod-security-floor); empty: none. Below it the client is Stalled
+	// (PodSecurityBelowFloor) and its namespace's labels are left as they are.
+	PodSecurityFloor jetonv1alpha1.PodSecurityLevel
 }
 
 // IsCredentialsNamespace reports whether ns is one of the credentials namespaces.

@@ -27,6 +27,9 @@ type Facts struct {
 	// Reserved says why the client's target namespace may never be a client namespace
 	// (credentials, operator, Kubernetes' own, --reserved-namespaces); "" when it may.
 	Reserved string
+	// PodSecurityFloor is the most permissive Pod Security level a client's editor may ask
+	// for (--pod-security-floor, set by the cluster admin); empty: none.
+	PodSecurityFloor jetonv1alpha1.PodSecurityLevel
 	// Claim is the ownership decision on the target namespace (Decide), nil until the
 	// namespace was claimed: Judge then rules on the spec alone.
 	Claim *Decision
@@ -58,7 +61,7 @@ type Judgement struct {
 // a client that passes them all is Ready once its namespace is kept.
 func Judge(f Facts) Judgement {
 	for _, check := range []func(Facts) (Judgement, bool){
-		invalidSIRET, reserved, unclaimed, ownedElsewhere, terminating, vanished,
+		invalidSIRET, reserved, belowFloor, unclaimed, ownedElsewhere, terminating, vanished,
 	} {
 		if j, ok := check(f); ok {
 			return j
@@ -88,6 +91,21 @@ func reserved(f Facts) (Judgement, bool) {
 		f.Client.TargetNamespace(), f.Reserved))
 	j.Forget = true
 	return j, true
+}
+
+// belowFloor: labelling a namespace privileged is a cluster admin's power (patch
+// namespaces); whoever may edit a PublicClient must not gain it through jeton. A level below
+// the floor is refused before the namespace is claimed: nothing is created or labelled, so
+// a namespace keeps the labels it had (and its tokens: refusing a spec edit does not cut a
+// running client off).
+func belowFloor(f Facts) (Judgement, bool) {
+	level := f.Client.Spec.Isolation.PodSecurity
+	if !BelowFloor(level, f.PodSecurityFloor) {
+		return Judgement{}, false
+	}
+	return stalled(jetonv1alpha1.ReasonPodSecurityBelowFloor, fmt.Sprintf(
+		"spec.isolation.podSecurity %s is below the operator's floor %s (--pod-security-floor): namespace %s keeps the labels it has. Ask for %s or stricter, or have the cluster admin lower the floor",
+		PodSecurity(level), f.PodSecurityFloor, f.Client.TargetNamespace(), f.PodSecurityFloor)), true
 }
 
 // unclaimed: the spec allows the namespace; who owns it is decided by claiming it.

@@ -30,6 +30,7 @@ func TestJudge(t *testing.T) {
 	noPolicy := func(c *jetonv1alpha1.PublicClient) {
 		c.Spec.Isolation = jetonv1alpha1.Isolation{NetworkPolicy: jetonv1alpha1.NetworkPolicyDisabled, PodSecurity: jetonv1alpha1.PodSecurityBaseline}
 	}
+	privileged := func(c *jetonv1alpha1.PublicClient) { c.Spec.Isolation.PodSecurity = jetonv1alpha1.PodSecurityPrivileged }
 	claimed := func(v Verdict, origin jetonv1alpha1.NamespaceOrigin, message string) *Decision {
 		return &Decision{Verdict: v, Origin: origin, Message: message}
 	}
@@ -52,6 +53,16 @@ func TestJudge(t *testing.T) {
 			Judgement{Verdict: conditions.Verdict{State: conditions.Stalled, Reason: jetonv1alpha1.ReasonNamespaceReserved, Warning: true}, Announce: true, Forget: true},
 			[]string{"namespace ns-mairie is reserved (" + reservedWhy + ")", "spec.namespace"}},
 		{"a namespace the spec allows is claimed", Facts{Client: client()},
+			Judgement{Claim: true}, nil},
+		{"PodSecurityBelowFloor: privileged under the baseline floor, before any claim", Facts{Client: client(privileged), PodSecurityFloor: jetonv1alpha1.PodSecurityBaseline},
+			Judgement{Verdict: conditions.Verdict{State: conditions.Stalled, Reason: jetonv1alpha1.ReasonPodSecurityBelowFloor, Warning: true}, Announce: true},
+			[]string{"spec.isolation.podSecurity privileged is below the operator's floor baseline", "--pod-security-floor", "namespace ns-mairie keeps the labels it has"}},
+		{"PodSecurityBelowFloor: baseline under a restricted floor", Facts{Client: client(noPolicy), PodSecurityFloor: jetonv1alpha1.PodSecurityRestricted},
+			Judgement{Verdict: conditions.Verdict{State: conditions.Stalled, Reason: jetonv1alpha1.ReasonPodSecurityBelowFloor, Warning: true}, Announce: true},
+			[]string{"baseline is below the operator's floor restricted"}},
+		{"privileged allowed once the admin lowers the floor", Facts{Client: client(privileged), PodSecurityFloor: jetonv1alpha1.PodSecurityPrivileged},
+			Judgement{Claim: true}, nil},
+		{"the default (restricted) meets any floor", Facts{Client: client(), PodSecurityFloor: jetonv1alpha1.PodSecurityRestricted},
 			Judgement{Claim: true}, nil},
 		{"NamespaceOwnedElsewhere", Facts{Client: client(), Claim: claimed(OwnedElsewhere, "", "namespace ns-mairie belongs to PublicClient \"region\"")},
 			Judgement{Verdict: conditions.Verdict{State: conditions.Stalled, Reason: jetonv1alpha1.ReasonNamespaceOwnedElsewhere, Warning: true}, Announce: true, Forget: true, RequeueAfter: OwnedElsewhereRetry},
@@ -120,5 +131,37 @@ func TestAdopted(t *testing.T) {
 				t.Errorf("Adopted = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestBelowFloor(t *testing.T) {
+	const (
+		p = jetonv1alpha1.PodSecurityPrivileged
+		b = jetonv1alpha1.PodSecurityBaseline
+		r = jetonv1alpha1.PodSecurityRestricted
+	)
+	tests := []struct {
+		level, floor jetonv1alpha1.PodSecurityLevel
+		want         bool
+	}{
+		{p, "", false}, {p, p, false}, {p, b, true}, {p, r, true},
+		{b, p, false}, {b, b, false}, {b, r, true},
+		{r, r, false}, {"", r, false}, // empty: the CRD's default, restricted
+		{"unknown", p, true}, {"unknown", b, true},
+	}
+	for _, tt := range tests {
+		if got := BelowFloor(tt.level, tt.floor); got != tt.want {
+			t.Errorf("BelowFloor(%q, %q) = %v, want %v", tt.level, tt.floor, got, tt.want)
+		}
+	}
+	for _, s := range []string{"privileged", "baseline", "restricted"} {
+		if l, err := ParsePodSecurityLevel(s); err != nil || string(l) != s {
+			t.Errorf("ParsePodSecurityLevel(%q) = %q, %v", s, l, err)
+		}
+	}
+	for _, s := range []string{"", "Privileged", "none"} {
+		if _, err := ParsePodSecurityLevel(s); err == nil {
+			t.Errorf("ParsePodSecurityLevel(%q) accepted", s)
+		}
 	}
 }
