@@ -170,6 +170,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	key := &ownerKey{reader: mgr.GetAPIReader(), writer: mgr.GetClient(), namespace: opts.ownerKeyNamespace()}
+	if opts.IsCredentialsNamespace(key.namespace) {
+		// The cache watches every Secret of the credentials namespaces, the key's included.
+		key.cache = mgr.GetClient()
+	}
 	writes := newOwnWrites()
 	if err := setupPublicClientReconciler(mgr, opts, key, writes); err != nil {
 		return fmt.Errorf("setting up the PublicClient reconciler: %w", err)
