@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/events"
@@ -21,6 +22,9 @@ const (
 	EventNamespaceDeleted  = "NamespaceDeleted"
 	EventNamespaceRetained = "NamespaceRetained"
 	EventSecretsRemoved    = "SecretsRemoved"
+	// EventNamespacePolicyDelete warns that namespacePolicy was switched to Delete on a
+	// namespace that exists: the vendor's admins may revert it within the grace period.
+	EventNamespacePolicyDelete = "NamespacePolicyDelete"
 )
 
 // publicClientFieldOwner is the server-side apply field manager for namespaces and policies.
@@ -159,6 +163,15 @@ func (r *PublicClientReconciler) keep(ctx context.Context, pc, orig *jetonv1alph
 		out.tell(false, EventNamespaceAdopted, "AdoptNamespace", note)
 	}
 	pc.Status.Namespace, pc.Status.NamespaceUID, pc.Status.NamespaceOrigin = target, c.ns.UID, c.decision.Origin
+	// When Delete is first seen: it decides whether the namespace may ever be deleted
+	// (isolation.DeleteAllowed).
+	since := isolation.DeleteSince(pc.Spec.NamespacePolicy, pc.Status.NamespaceDeleteSince, time.Now())
+	if since != nil && pc.Status.NamespaceDeleteSince == nil && !c.created {
+		out.tell(true, EventNamespacePolicyDelete, "NamespacePolicy", fmt.Sprintf(
+			"namespacePolicy is now Delete: namespace %s will be deleted with this PublicClient, and the tenant's data with it, once the policy has been Delete for %s (before that, deleting the client keeps the namespace)",
+			target, isolation.NamespaceDeleteGrace))
+	}
+	pc.Status.NamespaceDeleteSince = since
 	if err := r.syncNetworkPolicy(ctx, pc); err != nil {
 		// The namespace is claimed all the same: its event is told.
 		f := failed(fmt.Sprintf("updating NetworkPolicy %s/%s", target, isolation.NetworkPolicyName), err)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
@@ -181,4 +182,47 @@ func Adopted(client *jetonv1alpha1.PublicClient, recordedUID types.UID, ns *core
 		how = "which jeton created for a PublicClient of this name and retained"
 	}
 	return fmt.Sprintf("Adopted namespace %s, %s", ns.Name, how)
+}
+
+// NamespaceDeleteGrace is how long namespacePolicy Delete must have been in place, as jeton
+// saw it, before jeton deletes a namespace it created under Retain: whoever may edit a
+// PublicClient must not be able to destroy the tenant's data by switching the policy just
+// before deleting the client. A day leaves the vendor's admins time to see the change (the
+// NamespacePolicyDelete event) and revert it.
+const NamespaceDeleteGrace = 24 * time.Hour
+
+// deleteAtCreation is how close to the namespace's creation Delete must have been recorded
+// to count as "Delete when the namespace was created": status is written in the pass that
+// creates it, and timestamps have one-second precision.
+const deleteAtCreation = 10 * time.Second
+
+// DeleteSince is the namespaceDeleteSince a pass at now records: when Delete was first
+// seen (kept while the policy stays Delete), nil under Retain.
+func DeleteSince(policy jetonv1alpha1.NamespacePolicy, since *metav1.Time, now time.Time) *metav1.Time {
+	if policy != jetonv1alpha1.NamespacePolicyDelete {
+		return nil
+	}
+	if since != nil {
+		return since
+	}
+	t := metav1.NewTime(now)
+	return &t
+}
+
+// DeleteAllowed says whether a client whose policy is Delete, recorded since since, may
+// have its namespace (created at nsCreated, by jeton) deleted at now: Delete was recorded
+// when jeton created the namespace, or NamespaceDeleteGrace ago. why says why not.
+func DeleteAllowed(policy jetonv1alpha1.NamespacePolicy, since *metav1.Time, nsCreated, now time.Time) (ok bool, why string) {
+	switch {
+	case policy != jetonv1alpha1.NamespacePolicyDelete:
+		return false, "namespacePolicy Retain"
+	case since == nil:
+		return false, fmt.Sprintf("namespacePolicy Delete was never recorded by jeton before the deletion; it takes effect %s after jeton records it", NamespaceDeleteGrace)
+	case !since.Time.After(nsCreated.Add(deleteAtCreation)):
+		return true, ""
+	case now.Sub(since.Time) >= NamespaceDeleteGrace:
+		return true, ""
+	}
+	return false, fmt.Sprintf("namespacePolicy Delete was set %s ago, after the namespace was created: it takes effect only after %s, so that an editor cannot delete the tenant's data by switching it just before deleting the client",
+		now.Sub(since.Time).Round(time.Second), NamespaceDeleteGrace)
 }

@@ -165,3 +165,46 @@ func TestBelowFloor(t *testing.T) {
 		}
 	}
 }
+
+// TestDeleteAllowed: a namespace is deleted only when Delete was recorded as it was created,
+// or NamespaceDeleteGrace before the deletion; an editor switching to Delete just before
+// deleting the client deletes nothing.
+func TestDeleteAllowed(t *testing.T) {
+	created := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *metav1.Time { t := metav1.NewTime(created.Add(d)); return &t }
+	del, ret := jetonv1alpha1.NamespacePolicyDelete, jetonv1alpha1.NamespacePolicyRetain
+	tests := []struct {
+		name    string
+		policy  jetonv1alpha1.NamespacePolicy
+		since   *metav1.Time
+		now     time.Duration
+		want    bool
+		wantWhy string
+	}{
+		{"Delete when the namespace was created", del, at(0), time.Minute, true, ""},
+		{"Delete recorded in the same pass, a second later", del, at(time.Second), time.Minute, true, ""},
+		{"Retain", ret, nil, time.Hour, false, "namespacePolicy Retain"},
+		{"Delete switched on just before the deletion", del, at(72 * time.Hour), 72*time.Hour + 5*time.Second, false, "set 5s ago, after the namespace was created"},
+		{"Delete switched on an hour before", del, at(72 * time.Hour), 73 * time.Hour, false, "takes effect only after 24h0m0s"},
+		{"Delete in place for the grace period", del, at(72 * time.Hour), 72*time.Hour + NamespaceDeleteGrace, true, ""},
+		{"Delete never recorded (status lost)", del, nil, time.Hour, false, "never recorded"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ok, why := DeleteAllowed(tt.policy, tt.since, created, created.Add(tt.now))
+			if ok != tt.want || !strings.Contains(why, tt.wantWhy) {
+				t.Errorf("DeleteAllowed = %v, %q; want %v, %q", ok, why, tt.want, tt.wantWhy)
+			}
+		})
+	}
+	now := created.Add(time.Hour)
+	if DeleteSince(ret, at(0), now) != nil {
+		t.Error("Retain keeps namespaceDeleteSince")
+	}
+	if got := DeleteSince(del, at(0), now); !got.Time.Equal(created) {
+		t.Errorf("Delete moved namespaceDeleteSince to %v", got)
+	}
+	if got := DeleteSince(del, nil, now); got == nil || !got.Time.Equal(now) {
+		t.Errorf("Delete first seen: namespaceDeleteSince %v, want %v", got, now)
+	}
+}
