@@ -30,7 +30,9 @@ func TestJudge(t *testing.T) {
 	noPolicy := func(c *jetonv1alpha1.PublicClient) {
 		c.Spec.Isolation = jetonv1alpha1.Isolation{NetworkPolicy: jetonv1alpha1.NetworkPolicyDisabled, PodSecurity: jetonv1alpha1.PodSecurityBaseline}
 	}
-	privileged := func(c *jetonv1alpha1.PublicClient) { c.Spec.Isolation.PodSecurity = jetonv1alpha1.PodSecurityPrivileged }
+	privileged := func(c *jetonv1alpha1.PublicClient) {
+		c.Spec.Isolation.PodSecurity = jetonv1alpha1.PodSecurityPrivileged
+	}
 	claimed := func(v Verdict, origin jetonv1alpha1.NamespaceOrigin, message string) *Decision {
 		return &Decision{Verdict: v, Origin: origin, Message: message}
 	}
