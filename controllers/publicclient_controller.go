@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -165,7 +166,11 @@ func (r *PublicClientReconciler) keep(ctx context.Context, pc, orig *jetonv1alph
 	pc.Status.Namespace, pc.Status.NamespaceUID, pc.Status.NamespaceOrigin = target, c.ns.UID, c.decision.Origin
 	// When Delete is first seen: it decides whether the namespace may ever be deleted
 	// (isolation.DeleteAllowed).
-	since := isolation.DeleteSince(pc.Spec.NamespacePolicy, pc.Status.NamespaceDeleteSince, time.Now())
+	var created *metav1.Time
+	if c.created {
+		created = &c.ns.CreationTimestamp
+	}
+	since := isolation.DeleteSince(pc.Spec.NamespacePolicy, pc.Status.NamespaceDeleteSince, created, time.Now())
 	if since != nil && pc.Status.NamespaceDeleteSince == nil && !c.created {
 		out.tell(true, EventNamespacePolicyDelete, "NamespacePolicy", fmt.Sprintf(
 			"namespacePolicy is now Delete: namespace %s will be deleted with this PublicClient, and the tenant's data with it, once the policy has been Delete for %s (before that, deleting the client keeps the namespace)",

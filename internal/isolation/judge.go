@@ -191,21 +191,25 @@ func Adopted(client *jetonv1alpha1.PublicClient, recordedUID types.UID, ns *core
 // NamespacePolicyDelete event) and revert it.
 const NamespaceDeleteGrace = 24 * time.Hour
 
-// deleteAtCreation is how close to the namespace's creation Delete must have been recorded
-// to count as "Delete when the namespace was created": status is written in the pass that
-// creates it, and timestamps have one-second precision.
-const deleteAtCreation = 10 * time.Second
-
 // DeleteSince is the namespaceDeleteSince a pass at now records: when Delete was first
-// seen (kept while the policy stays Delete), nil under Retain.
-func DeleteSince(policy jetonv1alpha1.NamespacePolicy, since *metav1.Time, now time.Time) *metav1.Time {
-	if policy != jetonv1alpha1.NamespacePolicyDelete {
+// seen (kept while the policy stays Delete), nil under Retain. The pass that creates the
+// namespace records its creation time (created), so that DeleteAllowed knows Delete was
+// there from the start.
+func DeleteSince(policy jetonv1alpha1.NamespacePolicy, since *metav1.Time, created *metav1.Time, now time.Time) *metav1.Time {
+	switch {
+	case policy != jetonv1alpha1.NamespacePolicyDelete:
 		return nil
-	}
-	if since != nil {
+	case since != nil:
 		return since
+	case created != nil:
+		return created.DeepCopy()
 	}
-	t := metav1.NewTime(now)
+	// Rounded up to the second, the precision status keeps: a switch made in the second
+	// jeton created the namespace must not read as made at its creation.
+	t := metav1.NewTime(now.Truncate(time.Second))
+	if !t.Time.Equal(now) {
+		t = metav1.NewTime(t.Add(time.Second))
+	}
 	return &t
 }
 
@@ -218,7 +222,7 @@ func DeleteAllowed(policy jetonv1alpha1.NamespacePolicy, since *metav1.Time, nsC
 		return false, "namespacePolicy Retain"
 	case since == nil:
 		return false, fmt.Sprintf("namespacePolicy Delete was never recorded by jeton before the deletion; it takes effect %s after jeton records it", NamespaceDeleteGrace)
-	case !since.Time.After(nsCreated.Add(deleteAtCreation)):
+	case !since.Time.After(nsCreated):
 		return true, ""
 	case now.Sub(since.Time) >= NamespaceDeleteGrace:
 		return true, ""

@@ -184,7 +184,7 @@ func TestDeleteAllowed(t *testing.T) {
 		wantWhy string
 	}{
 		{"Delete when the namespace was created", del, at(0), time.Minute, true, ""},
-		{"Delete recorded in the same pass, a second later", del, at(time.Second), time.Minute, true, ""},
+		{"Delete switched on a second after the creation", del, at(time.Second), time.Minute, false, "set 59s ago"},
 		{"Retain", ret, nil, time.Hour, false, "namespacePolicy Retain"},
 		{"Delete switched on just before the deletion", del, at(72 * time.Hour), 72*time.Hour + 5*time.Second, false, "set 5s ago, after the namespace was created"},
 		{"Delete switched on an hour before", del, at(72 * time.Hour), 73 * time.Hour, false, "takes effect only after 24h0m0s"},
@@ -200,13 +200,19 @@ func TestDeleteAllowed(t *testing.T) {
 		})
 	}
 	now := created.Add(time.Hour)
-	if DeleteSince(ret, at(0), now) != nil {
+	if DeleteSince(ret, at(0), nil, now) != nil {
 		t.Error("Retain keeps namespaceDeleteSince")
 	}
-	if got := DeleteSince(del, at(0), now); !got.Time.Equal(created) {
+	if got := DeleteSince(del, at(0), nil, now); !got.Time.Equal(created) {
 		t.Errorf("Delete moved namespaceDeleteSince to %v", got)
 	}
-	if got := DeleteSince(del, nil, now); got == nil || !got.Time.Equal(now) {
+	if got := DeleteSince(del, nil, nil, now); got == nil || !got.Time.Equal(now) {
 		t.Errorf("Delete first seen: namespaceDeleteSince %v, want %v", got, now)
+	}
+	if got := DeleteSince(del, nil, nil, created.Add(300*time.Millisecond)); got == nil || !got.Time.Equal(created.Add(time.Second)) {
+		t.Errorf("Delete first seen within the namespace's creation second: namespaceDeleteSince %v, want the next second", got)
+	}
+	if got := DeleteSince(del, nil, at(0), now); got == nil || !got.Time.Equal(created) {
+		t.Errorf("Delete seen as jeton creates the namespace: namespaceDeleteSince %v, want its creation %v", got, created)
 	}
 }
