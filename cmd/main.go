@@ -32,6 +32,7 @@ import (
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
 	"github.com/jeton-dev/jeton/controllers"
+	"github.com/jeton-dev/jeton/internal/isolation"
 	"github.com/jeton-dev/jeton/internal/publicapi"
 )
 
@@ -66,7 +67,10 @@ type config struct {
 	maxConcurrentReconciles int
 	kubeAPIQPS              float64
 	kubeAPIBurst            int
-	// testProbeInterval is for the fault tests only (test/fault): see --test-probe-interval.
+	// podSecurityFloor: see --pod-security-floor.
+	podSecurityFloor jetonv1alpha1.PodSecurityLevel
+	// testProbeInterval is for the tests only: see --test-probe-interval, which only binaries
+	// built with the jetontest tag have (testflags_jetontest.go); always zero otherwise.
 	testProbeInterval time.Duration
 	zap               zap.Options
 }
@@ -109,10 +113,15 @@ func parseFlags(fs *flag.FlagSet, args []string, operatorNamespace string) (*con
 		"Steady rate of requests per second to the Kubernetes API server (client-side limit).")
 	fs.IntVar(&c.kubeAPIBurst, "kube-api-burst", 100,
 		"Burst of requests to the Kubernetes API server above --kube-api-qps.")
-	// For tests only: the CRD forbids intervals under 30s, which would make the fault tests
-	// that run this binary (test/fault) wait minutes. Never set it in a deployment.
-	fs.DurationVar(&c.testProbeInterval, "test-probe-interval", 0,
-		"TESTS ONLY: probe every TechnicalToken at this interval, overriding spec.interval and its 30s minimum. Do not set in production.")
+	// The Pod Security floor (issue 21): labelling a namespace privileged is a cluster
+	// admin's power, which an editor of PublicClients must not gain through jeton.
+	var podSecurityFloor string
+	fs.StringVar(&podSecurityFloor, "pod-security-floor", string(jetonv1alpha1.PodSecurityBaseline),
+		"Most permissive Pod Security level a PublicClient's spec.isolation.podSecurity may ask for (privileged, baseline or restricted); "+
+			"below it the PublicClient is Stalled (PodSecurityBelowFloor) and its namespace's labels are left as they are. "+
+			"privileged lets every PublicClient editor grant privileged pods.")
+	// --test-probe-interval exists only in binaries built for tests (testflags_jetontest.go).
+	registerTestFlags(fs, c)
 	c.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -141,8 +150,8 @@ func parseFlags(fs *flag.FlagSet, args []string, operatorNamespace string) (*con
 	if err := c.validateMetricsTLS(); err != nil {
 		return nil, err
 	}
-	if c.testProbeInterval < 0 {
-		return nil, fmt.Errorf("--test-probe-interval must not be negative, got %s", c.testProbeInterval)
+	if c.podSecurityFloor, err = isolation.ParsePodSecurityLevel(podSecurityFloor); err != nil {
+		return nil, fmt.Errorf("--pod-security-floor: %w", err)
 	}
 	if c.maxConcurrentReconciles < 1 {
 		return nil, fmt.Errorf("--max-concurrent-reconciles must be at least 1, got %d", c.maxConcurrentReconciles)
@@ -305,7 +314,8 @@ func run(ctx context.Context, cfg *config) error {
 		"leaderElectionNamespace", cfg.leaderElectionNamespace,
 		"maxConcurrentReconciles", cfg.maxConcurrentReconciles,
 		"kubeAPIQPS", cfg.kubeAPIQPS,
-		"kubeAPIBurst", cfg.kubeAPIBurst)
+		"kubeAPIBurst", cfg.kubeAPIBurst,
+		"podSecurityFloor", cfg.podSecurityFloor)
 
 	opts := controllers.Options{
 		CredentialsNamespaces:   cfg.credentialsNamespaces,
@@ -314,6 +324,7 @@ func run(ctx context.Context, cfg *config) error {
 		APIHosts:                cfg.allowedAPIHosts,
 		OperatorNamespace:       cfg.operatorNamespace,
 		ReservedNamespaces:      cfg.reservedNamespaces,
+		PodSecurityFloor:        cfg.podSecurityFloor,
 	}
 	if cfg.testProbeInterval > 0 {
 		log.Info("WARNING: --test-probe-interval is set: every TechnicalToken is probed at this interval, ignoring spec.interval; this flag is for tests only",

@@ -44,6 +44,10 @@ type Options struct {
 	// ReservedNamespaces are namespaces that are never client namespaces, besides the
 	// credentials namespaces, the operator's, default and kube-* (--reserved-namespaces).
 	ReservedNamespaces []string
+	// PodSecurityFloor is the most permissive Pod Security level a PublicClient may ask for
+	// (--pod-security-floor); empty: none. Below it the client is Stalled
+	// (PodSecurityBelowFloor) and its namespace's labels are left as they are.
+	PodSecurityFloor jetonv1alpha1.PodSecurityLevel
 }
 
 // IsCredentialsNamespace reports whether ns is one of the credentials namespaces.
@@ -166,6 +170,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	key := &ownerKey{reader: mgr.GetAPIReader(), writer: mgr.GetClient(), namespace: opts.ownerKeyNamespace()}
+	if opts.IsCredentialsNamespace(key.namespace) {
+		// The cache watches every Secret of the credentials namespaces, the key's included.
+		key.cache = mgr.GetClient()
+	}
 	writes := newOwnWrites()
 	if err := setupPublicClientReconciler(mgr, opts, key, writes); err != nil {
 		return fmt.Errorf("setting up the PublicClient reconciler: %w", err)

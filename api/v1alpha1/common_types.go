@@ -144,6 +144,13 @@ const (
 	ReasonBaseURLMissing = "BaseURLMissing"
 )
 
+// Reasons that guard the cluster against the resources' editors.
+const (
+	// ReasonPodSecurityBelowFloor: a PublicClient's spec.isolation.podSecurity is below the
+	// operator's --pod-security-floor; the namespace's labels are left as they are.
+	ReasonPodSecurityBelowFloor = "PodSecurityBelowFloor"
+)
+
 // Well-known labels and annotations.
 const (
 	// LabelClient marks a client namespace and every Secret jeton injects, with the PublicClient name.

@@ -267,6 +267,10 @@ func (in *PublicClientSpec) DeepCopy() *PublicClientSpec {
 func (in *PublicClientStatus) DeepCopyInto(out *PublicClientStatus) {
 	*out = *in
 	out.RequestStatus = in.RequestStatus
+	if in.NamespaceDeleteSince != nil {
+		in, out := &in.NamespaceDeleteSince, &out.NamespaceDeleteSince
+		*out = (*in).DeepCopy()
+	}
 	if in.Conditions != nil {
 		in, out := &in.Conditions, &out.Conditions
 		*out = make([]v1.Condition, len(*in))
