@@ -28,6 +28,7 @@ import (
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
 	"github.com/jeton-dev/jeton/controllers"
+	"github.com/jeton-dev/jeton/internal/budget"
 	"github.com/jeton-dev/jeton/internal/publicapi"
 )
 
@@ -62,6 +63,7 @@ type config struct {
 	maxConcurrentReconciles int
 	kubeAPIQPS              float64
 	kubeAPIBurst            int
+	apiHostBudget           int
 	// testProbeInterval is for the fault tests only (test/fault): see --test-probe-interval.
 	testProbeInterval time.Duration
 	zap               zap.Options
@@ -105,6 +107,9 @@ func parseFlags(fs *flag.FlagSet, args []string, operatorNamespace string) (*con
 		"Steady rate of requests per second to the Kubernetes API server (client-side limit).")
 	fs.IntVar(&c.kubeAPIBurst, "kube-api-burst", 100,
 		"Burst of requests to the Kubernetes API server above --kube-api-qps.")
+	fs.IntVar(&c.apiHostBudget, "api-host-budget-per-minute", budget.DefaultPerHostPerMinute,
+		"Requests per minute jeton sends to each public API host, all tokens together, whatever the host's spelling: keep it under the per-address limit "+
+			"(1000/min per IP on API Entreprise and API Particulier; exceeding it bans the vendor's address for 12 hours).")
 	// For tests only: the CRD forbids intervals under 30s, which would make the fault tests
 	// that run this binary (test/fault) wait minutes. Never set it in a deployment.
 	fs.DurationVar(&c.testProbeInterval, "test-probe-interval", 0,
@@ -142,6 +147,9 @@ func parseFlags(fs *flag.FlagSet, args []string, operatorNamespace string) (*con
 	}
 	if c.maxConcurrentReconciles < 1 {
 		return nil, fmt.Errorf("--max-concurrent-reconciles must be at least 1, got %d", c.maxConcurrentReconciles)
+	}
+	if c.apiHostBudget < 1 {
+		return nil, fmt.Errorf("--api-host-budget-per-minute must be at least 1, got %d", c.apiHostBudget)
 	}
 	if c.kubeAPIQPS <= 0 || c.kubeAPIBurst < 1 {
 		return nil, fmt.Errorf("--kube-api-qps must be above 0 and --kube-api-burst at least 1, got %g and %d", c.kubeAPIQPS, c.kubeAPIBurst)
@@ -301,12 +309,14 @@ func run(ctx context.Context, cfg *config) error {
 		"leaderElectionNamespace", cfg.leaderElectionNamespace,
 		"maxConcurrentReconciles", cfg.maxConcurrentReconciles,
 		"kubeAPIQPS", cfg.kubeAPIQPS,
-		"kubeAPIBurst", cfg.kubeAPIBurst)
+		"kubeAPIBurst", cfg.kubeAPIBurst,
+		"apiHostBudgetPerMinute", cfg.apiHostBudget)
 
 	opts := controllers.Options{
 		CredentialsNamespaces:   cfg.credentialsNamespaces,
 		MaxConcurrentReconciles: cfg.maxConcurrentReconciles,
 		ProbeInterval:           cfg.testProbeInterval,
+		APIHostBudgetPerMinute:  cfg.apiHostBudget,
 		APIHosts:                cfg.allowedAPIHosts,
 		OperatorNamespace:       cfg.operatorNamespace,
 		ReservedNamespaces:      cfg.reservedNamespaces,

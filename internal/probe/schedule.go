@@ -6,6 +6,13 @@ import (
 	"time"
 )
 
+// RequestFloor is the least time between a TechnicalToken's last probe and a probe asked for
+// on demand (annotation jeton.dev/requested-at): the CRD's minimum interval. A request is
+// served at once when the last probe is older, else at the floor, and the requests in
+// between are answered together by that probe: looping `kubectl annotate` cannot make jeton
+// exceed a per-token limit (API Entreprise 250/min, DN 400/min) nor draw 429s.
+const RequestFloor = 30 * time.Second
+
 // MaxJitter is the largest jitter, as a fraction of the interval.
 const MaxJitter = 0.10
 
