@@ -26,6 +26,12 @@ import (
 // per IP of API Entreprise and API Particulier (Démarches Numériques counts per token).
 const DefaultPerHostPerMinute = 800
 
+// DefaultPerTokenPerMinute is the default budget per token: well under the smallest
+// per-token limit (API Entreprise 250/min; Démarches Numériques 400/min; API Particulier
+// 20/s), so that no number of resources holding one token, nor any loop of edits, makes
+// jeton's probes exceed it.
+const DefaultPerTokenPerMinute = 60
+
 // InFlightRetry is how long a request for a token that already has one in flight waits
 // before asking again.
 const InFlightRetry = 500 * time.Millisecond
@@ -37,6 +43,9 @@ type Options struct {
 	PerHostPerMinute int
 	// HostBurst is the burst allowed per host above the steady rate. Default 10.
 	HostBurst int
+	// PerTokenPerMinute is the steady number of requests per minute allowed per token,
+	// whatever asks, with a burst of 2. Default DefaultPerTokenPerMinute.
+	PerTokenPerMinute int
 	// BaseBackoff is the host-wide wait after a first 429 without a longer Retry-After; it
 	// doubles on each further 429 in a row. Default 5s.
 	BaseBackoff time.Duration
@@ -50,6 +59,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.HostBurst <= 0 {
 		o.HostBurst = 10
+	}
+	if o.PerTokenPerMinute <= 0 {
+		o.PerTokenPerMinute = DefaultPerTokenPerMinute
 	}
 	if o.BaseBackoff <= 0 {
 		o.BaseBackoff = 5 * time.Second
@@ -80,7 +92,11 @@ type hostState struct {
 type tokenState struct {
 	notBefore time.Time
 	inFlight  bool
+	limiter   *rate.Limiter
 }
+
+// tokenBurst is the burst per token: a probe and an on-demand one close together.
+const tokenBurst = 2
 
 // New returns an empty budget.
 func New(opts Options) *Budget {
@@ -103,7 +119,7 @@ func (b *Budget) host(h string) *hostState {
 func (b *Budget) token(fp string) *tokenState {
 	s := b.tokens[fp]
 	if s == nil {
-		s = &tokenState{}
+		s = &tokenState{limiter: rate.NewLimiter(rate.Limit(float64(b.opts.PerTokenPerMinute)/60), tokenBurst)}
 		b.tokens[fp] = s
 	}
 	return s
@@ -145,15 +161,21 @@ func (b *Budget) Admit(host, fp string, now time.Time) (wait time.Duration, rele
 	if t != nil && t.inFlight {
 		return InFlightRetry, nil
 	}
-	s := b.host(host)
-	r := s.limiter.ReserveN(now, 1)
-	if d := r.DelayFrom(now); d > 0 {
-		// Give the slot back: the caller comes back after d and asks again.
-		r.CancelAt(now)
-		return d, nil
-	}
 	b.pruneLocked(now)
 	t = b.token(fp)
+	// Both slots or neither: a slot taken and given back is not spent.
+	tr := t.limiter.ReserveN(now, 1)
+	if d := tr.DelayFrom(now); d > 0 {
+		tr.CancelAt(now)
+		return d, nil
+	}
+	hr := b.host(host).limiter.ReserveN(now, 1)
+	if d := hr.DelayFrom(now); d > 0 {
+		// Give the slots back: the caller comes back after d and asks again.
+		hr.CancelAt(now)
+		tr.CancelAt(now)
+		return d, nil
+	}
 	t.inFlight = true
 	var once sync.Once
 	return 0, func() {
@@ -240,14 +262,15 @@ func (b *Budget) Restore(host, fp string, h Hold) {
 	}
 }
 
-// pruneLocked drops the entries of tokens neither held nor in flight once the map has
+// pruneLocked drops the entries of tokens neither held, in flight nor short of their rate
+// once the map has
 // doubled since the last prune, so that tokens seen once do not stay forever.
 func (b *Budget) pruneLocked(now time.Time) {
 	if len(b.tokens) < 2*max(b.prunedAt, 64) {
 		return
 	}
 	for fp, t := range b.tokens {
-		if !t.inFlight && !t.notBefore.After(now) {
+		if !t.inFlight && !t.notBefore.After(now) && t.limiter.TokensAt(now) >= tokenBurst {
 			delete(b.tokens, fp)
 		}
 	}

@@ -195,19 +195,58 @@ func TestHostRate(t *testing.T) {
 	}
 }
 
+// The per-token budget spaces the requests of one token beyond a burst of 2, whoever asks.
+func TestTokenRate(t *testing.T) {
+	b := New(Options{PerTokenPerMinute: 60}) // 1/s
+	for i := range 2 {
+		w, r := b.Admit(host, fpA, t0)
+		if w != 0 {
+			t.Fatalf("request %d within the burst held %v", i, w)
+		}
+		r()
+	}
+	w, _ := b.Admit(other, fpA, t0)
+	if w <= 0 || w > time.Second {
+		t.Fatalf("third request of the token held %v, want (0, 1s]", w)
+	}
+	if w, r := b.Admit(host, fpB, t0); w != 0 {
+		t.Errorf("another token held %v", w)
+	} else {
+		r()
+	}
+	if w2, r := b.Admit(host, fpA, t0.Add(w)); w2 != 0 {
+		t.Fatalf("after the wait the request is still held %v", w2)
+	} else {
+		r()
+	}
+	// 100 asks in a minute, one every 600ms: at most 60 + the burst admitted.
+	c := New(Options{})
+	admitted := 0
+	for i := range 100 {
+		if w, r := c.Admit(host, fpA, t0.Add(time.Duration(i)*600*time.Millisecond)); w == 0 {
+			admitted++
+			r()
+		}
+	}
+	if admitted > DefaultPerTokenPerMinute+2 {
+		t.Errorf("%d requests of one token admitted in a minute, want ≤ %d", admitted, DefaultPerTokenPerMinute+2)
+	}
+}
+
 // Tokens neither held nor in flight are pruned, so memory follows the live tokens.
 func TestPrune(t *testing.T) {
 	b := New(Options{PerHostPerMinute: 1 << 30, HostBurst: 1 << 20})
 	held := "held"
+	later := t0.Add(time.Minute) // the one-off tokens' rate slots are back
 	b.Observe(host, held, Answer{Status: 200, At: t0, RetryAt: t0.Add(time.Hour)})
 	for i := range 1000 {
-		_, r := b.Admit(host, string(rune(0x1000+i)), t0)
+		_, r := b.Admit(host, string(rune(0x1000+i)), later.Add(time.Duration(i)*time.Second))
 		r()
 	}
 	if n := len(b.tokens); n > 260 {
 		t.Errorf("%d token entries kept after 1000 one-off tokens", n)
 	}
-	if nb := b.NotBefore(host, held, t0); !nb.Equal(t0.Add(time.Hour)) {
+	if nb := b.NotBefore(host, held, later); !nb.Equal(t0.Add(time.Hour)) {
 		t.Error("pruning dropped a held token")
 	}
 }

@@ -418,7 +418,7 @@ func BenchmarkExecutor1000Tokens(b *testing.B) {
 	const tokens = 1000
 	done := make(chan types.NamespacedName, tokens)
 	before := runtime.NumGoroutine()
-	e := NewExecutor(ExecutorOptions{Workers: 4, Budget: budget.New(budget.Options{PerHostPerMinute: 1 << 30, HostBurst: tokens}),
+	e := NewExecutor(ExecutorOptions{Workers: 4, Budget: budget.New(budget.Options{PerHostPerMinute: 1 << 30, HostBurst: tokens, PerTokenPerMinute: 1 << 30}),
 		Notify: func(_ context.Context, key types.NamespacedName) { done <- key }})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
