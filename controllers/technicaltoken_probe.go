@@ -168,8 +168,11 @@ func requestDue(lastProbe *metav1.Time, floor time.Duration, notBefore time.Time
 }
 
 // requestFloor is the least time between a probe and a probe asked for on demand:
-// probe.RequestFloor, or the test-only probe interval when shorter.
+// probe.RequestFloor, or the tests' Options.RequestFloor or probe interval when shorter.
 func (r *TechnicalTokenReconciler) requestFloor() time.Duration {
+	if r.Options.RequestFloor > 0 {
+		return r.Options.RequestFloor
+	}
 	if r.Options.ProbeInterval > 0 {
 		return min(r.Options.ProbeInterval, probe.RequestFloor)
 	}

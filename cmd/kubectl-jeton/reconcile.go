@@ -108,7 +108,8 @@ func newProbeCommand(o *options) *cobra.Command {
 "kubectl jeton reconcile tt NAME". The probe goes through the operator's probe gate like
 any other: never two requests in flight for one token, Retry-After and the host-wide
 backoff after a 429 are honoured (a request made while the API asked to back off is
-probed when the wait is over, which may be after --timeout). A suspended or Stalled
+probed when the wait is over, which may be after --timeout), and a token probed less than
+30s ago is probed 30s after that probe (requests made meanwhile share that probe). A suspended or Stalled
 TechnicalToken is not probed: the outcome says why.`,
 		Example: `  kubectl jeton probe api-entreprise
   kubectl jeton probe -n jeton-system api-particulier --timeout 2m`,
