@@ -83,7 +83,11 @@ func (r *TechnicalTokenReconciler) schedule(tt *jetonv1alpha1.TechnicalToken, to
 	notBefore := r.notBefore(tt, tok, baseURL)
 	due := probe.NextProbe(string(tt.UID), last, r.interval(tt), notBefore)
 	if request != "" && !atOnce {
-		if rd := requestDue(tt.Status.LastProbeTime, r.requestFloor(), notBefore); rd.Before(due) {
+		var lastProbe *time.Time
+		if tt.Status.LastProbeTime != nil {
+			lastProbe = &tt.Status.LastProbeTime.Time
+		}
+		if rd := probe.RequestDue(lastProbe, r.requestFloor(), notBefore); rd.Before(due) {
 			due = rd
 		}
 	}
@@ -151,20 +155,6 @@ func (r *TechnicalTokenReconciler) notBefore(tt *jetonv1alpha1.TechnicalToken, t
 		nb = t.Time
 	}
 	return nb
-}
-
-// requestDue is when an on-demand request is served: at once when the last probe is older
-// than floor, else at the floor after it; never before notBefore. Requests arriving before
-// then are all answered by that one probe (the latest request is the one marked handled).
-func requestDue(lastProbe *metav1.Time, floor time.Duration, notBefore time.Time) time.Time {
-	var due time.Time
-	if lastProbe != nil {
-		due = lastProbe.Add(floor)
-	}
-	if notBefore.After(due) {
-		due = notBefore
-	}
-	return due
 }
 
 // requestFloor is the least time between a probe and a probe asked for on demand:

@@ -48,3 +48,18 @@ func NextProbe(uid string, last *time.Time, interval time.Duration, notBefore ti
 	}
 	return due
 }
+
+// RequestDue returns when an on-demand request is served: at once (the zero time) when
+// there was no probe or the last one is older than floor, else floor after it; never
+// before notBefore (a rate limit or backoff). Every request arriving before then is
+// answered by that one probe.
+func RequestDue(last *time.Time, floor time.Duration, notBefore time.Time) time.Time {
+	var due time.Time
+	if last != nil {
+		due = last.Add(floor)
+	}
+	if notBefore.After(due) {
+		due = notBefore
+	}
+	return due
+}
