@@ -32,6 +32,7 @@ import (
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
 	"github.com/jeton-dev/jeton/controllers"
+	"github.com/jeton-dev/jeton/internal/budget"
 	"github.com/jeton-dev/jeton/internal/isolation"
 	"github.com/jeton-dev/jeton/internal/publicapi"
 )
@@ -69,6 +70,8 @@ type config struct {
 	kubeAPIBurst            int
 	// podSecurityFloor: see --pod-security-floor.
 	podSecurityFloor jetonv1alpha1.PodSecurityLevel
+	// apiHostBudget: see --api-host-budget-per-minute.
+	apiHostBudget int
 	// testProbeInterval is for the tests only: see --test-probe-interval, which only binaries
 	// built with the jetontest tag have (testflags_jetontest.go); always zero otherwise.
 	testProbeInterval time.Duration
@@ -122,6 +125,9 @@ func parseFlags(fs *flag.FlagSet, args []string, operatorNamespace string) (*con
 			"privileged lets every PublicClient editor grant privileged pods.")
 	// --test-probe-interval exists only in binaries built for tests (testflags_jetontest.go).
 	registerTestFlags(fs, c)
+	fs.IntVar(&c.apiHostBudget, "api-host-budget-per-minute", budget.DefaultPerHostPerMinute,
+		"Requests per minute jeton sends to each public API host, all tokens together, whatever the host's spelling: keep it under the per-address limit "+
+			"(1000/min per IP on API Entreprise and API Particulier; exceeding it bans the vendor's address for 12 hours).")
 	c.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -155,6 +161,9 @@ func parseFlags(fs *flag.FlagSet, args []string, operatorNamespace string) (*con
 	}
 	if c.maxConcurrentReconciles < 1 {
 		return nil, fmt.Errorf("--max-concurrent-reconciles must be at least 1, got %d", c.maxConcurrentReconciles)
+	}
+	if c.apiHostBudget < 1 {
+		return nil, fmt.Errorf("--api-host-budget-per-minute must be at least 1, got %d", c.apiHostBudget)
 	}
 	if c.kubeAPIQPS <= 0 || c.kubeAPIBurst < 1 {
 		return nil, fmt.Errorf("--kube-api-qps must be above 0 and --kube-api-burst at least 1, got %g and %d", c.kubeAPIQPS, c.kubeAPIBurst)
@@ -315,12 +324,13 @@ func run(ctx context.Context, cfg *config) error {
 		"maxConcurrentReconciles", cfg.maxConcurrentReconciles,
 		"kubeAPIQPS", cfg.kubeAPIQPS,
 		"kubeAPIBurst", cfg.kubeAPIBurst,
-		"podSecurityFloor", cfg.podSecurityFloor)
+		"podSecurityFloor", cfg.podSecurityFloor, "apiHostBudgetPerMinute", cfg.apiHostBudget)
 
 	opts := controllers.Options{
 		CredentialsNamespaces:   cfg.credentialsNamespaces,
 		MaxConcurrentReconciles: cfg.maxConcurrentReconciles,
 		ProbeInterval:           cfg.testProbeInterval,
+		APIHostBudgetPerMinute:  cfg.apiHostBudget,
 		APIHosts:                cfg.allowedAPIHosts,
 		OperatorNamespace:       cfg.operatorNamespace,
 		ReservedNamespaces:      cfg.reservedNamespaces,

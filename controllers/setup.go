@@ -37,6 +37,13 @@ type Options struct {
 	// ProbeInterval, when set, replaces the spec.interval of every TechnicalToken. Tests use
 	// it to probe faster than the CRD's 30s minimum; leave it zero in production.
 	ProbeInterval time.Duration
+	// RequestFloor, when set, replaces probe.RequestFloor, the least time between a probe
+	// and an on-demand one. In-process tests lower it; leave it zero in production.
+	RequestFloor time.Duration
+	// APIHostBudgetPerMinute is the rate budget per API host (requests per minute, all of
+	// jeton's requests to that host together, whatever its spelling); 0 takes
+	// budget.DefaultPerHostPerMinute (--api-host-budget-per-minute).
+	APIHostBudgetPerMinute int
 	// APIHosts says where tokens may go: the official hosts, and those of --allowed-api-hosts.
 	APIHosts publicapi.HostPolicy
 	// OperatorNamespace is the namespace jeton runs in; it is never a client namespace.

@@ -178,7 +178,8 @@ const (
 	// AnnotationRequestedAt asks the operator to act on a resource now, as Flux's
 	// reconcile.fluxcd.io/requestedAt does: set it to a new value (kubectl jeton writes a
 	// timestamp) and the resource gets a pass at once; a TechnicalToken is probed, through
-	// the same gate as every probe (one request in flight, Retry-After, host backoff). The
+	// the same gate as every probe (one request in flight, Retry-After, host backoff), and
+	// no sooner than 30s after its last probe: requests in between share one probe. The
 	// status records the value handled in lastHandledRequestedAt. Values longer than
 	// RequestedAtMaxLength are ignored.
 	AnnotationRequestedAt = "jeton.dev/requested-at"

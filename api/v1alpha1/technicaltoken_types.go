@@ -111,6 +111,17 @@ type TechnicalTokenStatus struct {
 	// nextProbeTime is when the next probe is due (later when the API asked to back off).
 	// +optional
 	NextProbeTime *metav1.Time `json:"nextProbeTime,omitempty"`
+	// rateLimitedUntil is the next allowed probe time the API set for this token: after a
+	// 429, a Retry-After or RateLimit-Remaining: 0 with RateLimit-Reset, no request with
+	// the token (through any TechnicalToken holding it) goes out before it. Recorded here so
+	// that a restart or a new leader honours it.
+	// +optional
+	RateLimitedUntil *metav1.Time `json:"rateLimitedUntil,omitempty"`
+	// hostRateLimitedUntil is, after a 429, the time before which no request goes to the
+	// API host, with any token: a 429 may come from the per-address limit, whose breach
+	// bans the vendor's address. A new leader rebuilds its host-wide backoff from it.
+	// +optional
+	HostRateLimitedUntil *metav1.Time `json:"hostRateLimitedUntil,omitempty"`
 	// consecutiveFailures counts failed probes since the last success.
 	// +optional
 	ConsecutiveFailures int32 `json:"consecutiveFailures,omitempty"`

@@ -482,6 +482,14 @@ func (in *TechnicalTokenStatus) DeepCopyInto(out *TechnicalTokenStatus) {
 		in, out := &in.NextProbeTime, &out.NextProbeTime
 		*out = (*in).DeepCopy()
 	}
+	if in.RateLimitedUntil != nil {
+		in, out := &in.RateLimitedUntil, &out.RateLimitedUntil
+		*out = (*in).DeepCopy()
+	}
+	if in.HostRateLimitedUntil != nil {
+		in, out := &in.HostRateLimitedUntil, &out.HostRateLimitedUntil
+		*out = (*in).DeepCopy()
+	}
 	if in.LastResult != nil {
 		in, out := &in.LastResult, &out.LastResult
 		*out = new(ProbeResult)
