@@ -14,7 +14,8 @@ import (
 // tokens are not the likely cause, and telling users to regenerate them or to raise
 // spec.timeout would send them the wrong way.
 type HostHealth struct {
-	// Host is the API host (lower-case host[:port]).
+	// Host is the API host in its canonical form (publicapi.CanonicalHost), so that every
+	// spelling of one host is one host, as in the rate budget.
 	Host string
 	// Probed counts the TechnicalTokens of the host whose probes are scheduled and that
 	// have a result; Unanswered those among them whose last probe failed without an HTTP
@@ -33,9 +34,9 @@ func NoAnswer(reason string) bool {
 	return reason == jetonv1alpha1.ReasonTimeout || reason == jetonv1alpha1.ReasonUnreachable
 }
 
-// HostOfToken returns the API host tt's probes go to, "" when none is known.
+// HostOfToken returns the canonical API host tt's probes go to, "" when none is known.
 func HostOfToken(tt *jetonv1alpha1.TechnicalToken) string {
-	return publicapi.HostOf(publicapi.BaseURL(tt.Spec.API, tt.Spec.Environment, tt.Spec.BaseURL))
+	return publicapi.CanonicalHost(publicapi.BaseURL(tt.Spec.API, tt.Spec.Environment, tt.Spec.BaseURL))
 }
 
 // HostHealths gathers the health of every host the given TechnicalTokens are probed
