@@ -3,6 +3,10 @@
 package main
 
 import (
+	// The Europe/Paris zone (Démarches Numériques expiry dates) without the OS zoneinfo,
+	// which the distroless image does not have.
+	_ "time/tzdata"
+
 	"context"
 	"crypto/tls"
 	"errors"
@@ -28,6 +32,8 @@ import (
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
 	"github.com/jeton-dev/jeton/controllers"
+	"github.com/jeton-dev/jeton/internal/budget"
+	"github.com/jeton-dev/jeton/internal/isolation"
 	"github.com/jeton-dev/jeton/internal/publicapi"
 	"github.com/jeton-dev/jeton/internal/version"
 )
@@ -63,7 +69,12 @@ type config struct {
 	maxConcurrentReconciles int
 	kubeAPIQPS              float64
 	kubeAPIBurst            int
-	// testProbeInterval is for the fault tests only (test/fault): see --test-probe-interval.
+	// podSecurityFloor: see --pod-security-floor.
+	podSecurityFloor jetonv1alpha1.PodSecurityLevel
+	// apiHostBudget: see --api-host-budget-per-minute.
+	apiHostBudget int
+	// testProbeInterval is for the tests only: see --test-probe-interval, which only binaries
+	// built with the jetontest tag have (testflags_jetontest.go); always zero otherwise.
 	testProbeInterval time.Duration
 	zap               zap.Options
 	// printVersion: --version prints the build and exits.
@@ -108,10 +119,18 @@ func parseFlags(fs *flag.FlagSet, args []string, operatorNamespace string) (*con
 		"Steady rate of requests per second to the Kubernetes API server (client-side limit).")
 	fs.IntVar(&c.kubeAPIBurst, "kube-api-burst", 100,
 		"Burst of requests to the Kubernetes API server above --kube-api-qps.")
-	// For tests only: the CRD forbids intervals under 30s, which would make the fault tests
-	// that run this binary (test/fault) wait minutes. Never set it in a deployment.
-	fs.DurationVar(&c.testProbeInterval, "test-probe-interval", 0,
-		"TESTS ONLY: probe every TechnicalToken at this interval, overriding spec.interval and its 30s minimum. Do not set in production.")
+	// The Pod Security floor (issue 21): labelling a namespace privileged is a cluster
+	// admin's power, which an editor of PublicClients must not gain through jeton.
+	var podSecurityFloor string
+	fs.StringVar(&podSecurityFloor, "pod-security-floor", string(jetonv1alpha1.PodSecurityBaseline),
+		"Most permissive Pod Security level a PublicClient's spec.isolation.podSecurity may ask for (privileged, baseline or restricted); "+
+			"below it the PublicClient is Stalled (PodSecurityBelowFloor) and its namespace's labels are left as they are. "+
+			"privileged lets every PublicClient editor grant privileged pods.")
+	// --test-probe-interval exists only in binaries built for tests (testflags_jetontest.go).
+	registerTestFlags(fs, c)
+	fs.IntVar(&c.apiHostBudget, "api-host-budget-per-minute", budget.DefaultPerHostPerMinute,
+		"Requests per minute jeton sends to each public API host, all tokens together, whatever the host's spelling: keep it under the per-address limit "+
+			"(1000/min per IP on API Entreprise and API Particulier; exceeding it bans the vendor's address for 12 hours).")
 	c.zap.BindFlags(fs)
 	fs.BoolVar(&c.printVersion, "version", false, "Print the version, commit, build date and Go version, and exit.")
 	if err := fs.Parse(args); err != nil {
@@ -141,11 +160,14 @@ func parseFlags(fs *flag.FlagSet, args []string, operatorNamespace string) (*con
 	if err := c.validateMetricsTLS(); err != nil {
 		return nil, err
 	}
-	if c.testProbeInterval < 0 {
-		return nil, fmt.Errorf("--test-probe-interval must not be negative, got %s", c.testProbeInterval)
+	if c.podSecurityFloor, err = isolation.ParsePodSecurityLevel(podSecurityFloor); err != nil {
+		return nil, fmt.Errorf("--pod-security-floor: %w", err)
 	}
 	if c.maxConcurrentReconciles < 1 {
 		return nil, fmt.Errorf("--max-concurrent-reconciles must be at least 1, got %d", c.maxConcurrentReconciles)
+	}
+	if c.apiHostBudget < 1 {
+		return nil, fmt.Errorf("--api-host-budget-per-minute must be at least 1, got %d", c.apiHostBudget)
 	}
 	if c.kubeAPIQPS <= 0 || c.kubeAPIBurst < 1 {
 		return nil, fmt.Errorf("--kube-api-qps must be above 0 and --kube-api-burst at least 1, got %g and %d", c.kubeAPIQPS, c.kubeAPIBurst)
@@ -311,15 +333,18 @@ func run(ctx context.Context, cfg *config) error {
 		"leaderElectionNamespace", cfg.leaderElectionNamespace,
 		"maxConcurrentReconciles", cfg.maxConcurrentReconciles,
 		"kubeAPIQPS", cfg.kubeAPIQPS,
-		"kubeAPIBurst", cfg.kubeAPIBurst)
+		"kubeAPIBurst", cfg.kubeAPIBurst,
+		"podSecurityFloor", cfg.podSecurityFloor, "apiHostBudgetPerMinute", cfg.apiHostBudget)
 
 	opts := controllers.Options{
 		CredentialsNamespaces:   cfg.credentialsNamespaces,
 		MaxConcurrentReconciles: cfg.maxConcurrentReconciles,
 		ProbeInterval:           cfg.testProbeInterval,
+		APIHostBudgetPerMinute:  cfg.apiHostBudget,
 		APIHosts:                cfg.allowedAPIHosts,
 		OperatorNamespace:       cfg.operatorNamespace,
 		ReservedNamespaces:      cfg.reservedNamespaces,
+		PodSecurityFloor:        cfg.podSecurityFloor,
 	}
 	if cfg.testProbeInterval > 0 {
 		log.Info("WARNING: --test-probe-interval is set: every TechnicalToken is probed at this interval, ignoring spec.interval; this flag is for tests only",

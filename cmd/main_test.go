@@ -37,6 +37,8 @@ func TestParseFlags(t *testing.T) {
 			args: []string{"--max-concurrent-reconciles=0"}, wantErr: "--max-concurrent-reconciles must be at least 1"},
 		{name: "zero API QPS rejected",
 			args: []string{"--kube-api-qps=0"}, wantErr: "--kube-api-qps must be above 0"},
+		{name: "zero API host budget rejected",
+			args: []string{"--api-host-budget-per-minute=0"}, wantErr: "--api-host-budget-per-minute must be at least 1"},
 		{name: "positional arguments rejected",
 			args: []string{"run"}, wantErr: "unexpected arguments"},
 		{name: "plain HTTP metrics accepted",

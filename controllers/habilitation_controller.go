@@ -75,6 +75,8 @@ type HabilitationReconciler struct {
 	writes *ownWrites
 	// restarts restarts the workloads using a rotated token.
 	restarts *workloadRestarts
+	// repairs rate-limits the repairs of each injected Secret (drift).
+	repairs injection.RepairBackoff
 }
 
 func setupHabilitationReconciler(mgr ctrl.Manager, opts Options, key *ownerKey, writes *ownWrites) error {
@@ -224,7 +226,7 @@ func (r *HabilitationReconciler) bindToken(ctx context.Context, h *jetonv1alpha1
 	if err != nil || v != nil {
 		return tok, v, nil, err
 	}
-	h.Status.TokenStatus = tokensource.Status(tok, h.Spec.ExpiresAt)
+	h.Status.TokenStatus = tokensource.Status(tok, h.Spec.API, h.Spec.ExpiresAt)
 	self := injection.Binding{Kind: injection.KindHabilitation, Namespace: h.Namespace, Name: h.Name, Client: h.Spec.ClientRef.Name, Created: h.CreationTimestamp.Time}
 	verdict, labelledFor, err := r.bindings.arbitrate(ctx, self, tok.Fingerprint)
 	if err != nil {
@@ -256,6 +258,11 @@ func (r *HabilitationReconciler) inject(ctx context.Context, h *jetonv1alpha1.Ha
 	fp := tok.Fingerprint
 	desired := injection.DesiredSecret(h, c, tok.Value, fp, baseURL)
 	desired.Annotations[jetonv1alpha1.AnnotationOwnerProof] = injection.SecretProof(proofKey, desired)
+	if wait := r.repairWait(ctx, h, desired, fp, prevFP); wait > 0 {
+		// A tenant keeps deleting or editing its Secret: the repair waits (see
+		// injection.RepairBackoff), status keeps what it says.
+		return outcome{waiting: true, requeueAfter: wait}
+	}
 	wrote, clash, err := r.applyTarget(ctx, h, desired)
 	if err != nil {
 		return outcome{err: err}

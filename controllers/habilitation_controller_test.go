@@ -25,6 +25,7 @@ import (
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
 	"github.com/jeton-dev/jeton/internal/token"
+	"github.com/jeton-dev/jeton/internal/tokensource"
 )
 
 func TestHabilitationInjectsToken(t *testing.T) {
@@ -699,7 +700,8 @@ func TestHabilitationExpiry(t *testing.T) {
 			h.Spec.ExpiresAt = &at
 		})
 		got := waitHab(t, h, metav1.ConditionTrue, jetonv1alpha1.ReasonTokenExpiringSoon)
-		if got.Status.ExpiresAt == nil || !got.Status.ExpiresAt.Equal(&at) || got.Status.TokenID != "9b6a4b1e-2c3d-4e5f-8a9b-0c1d2e3f4a5b" {
+		// A date: the token works through that whole day, Paris time.
+		if got.Status.ExpiresAt == nil || !got.Status.ExpiresAt.Time.Equal(tokensource.DNExpiry(at.Time)) || got.Status.TokenID != "9b6a4b1e-2c3d-4e5f-8a9b-0c1d2e3f4a5b" {
 			t.Errorf("status %+v, want spec.expiresAt and the DN token id", got.Status.TokenStatus)
 		}
 		s := waitTarget(t, pc.TargetNamespace(), h.Name, dn)

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
@@ -15,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/jeton-dev/jeton/internal/conditions"
 	"github.com/jeton-dev/jeton/internal/injection"
 	"github.com/jeton-dev/jeton/internal/metrics"
 )
@@ -149,4 +151,22 @@ func (r *HabilitationReconciler) finalize(ctx context.Context, h *jetonv1alpha1.
 		return fmt.Errorf("removing finalizer: %w", err)
 	}
 	return nil
+}
+
+// repairWait says how long the repair of h's injected Secret (desired) must wait: 0 when
+// this pass writes no repair (the Secret is up to date, or this is a first injection or a
+// rotation, never delayed) or when the repair may be made now, and is then counted. A
+// repair is a rewrite of the token already injected (fp, recorded as prevFP) while the
+// Habilitation reports it injected: whoever can edit Secrets in the client namespace can
+// delete it in a loop, and each repair costs the manager's shared API budget.
+func (r *HabilitationReconciler) repairWait(ctx context.Context, h *jetonv1alpha1.Habilitation, desired *corev1.Secret, fp, prevFP string) time.Duration {
+	if fp != prevFP || !injection.IsInjected(conditions.ReadyReason(h.Status.Conditions)) {
+		return 0
+	}
+	existing := &corev1.Secret{}
+	if err := r.Get(ctx, client.ObjectKeyFromObject(desired), existing, client.UnsafeDisableDeepCopy); err == nil &&
+		injection.ManagedBy(existing, h) && injection.UpToDate(existing, desired) {
+		return 0
+	}
+	return r.repairs.Allow(client.ObjectKeyFromObject(desired), r.now())
 }

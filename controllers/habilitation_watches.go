@@ -100,6 +100,11 @@ func (r *HabilitationReconciler) habilitationsOfClient(ctx context.Context, clie
 // of a credentials namespace to the Habilitations reading it (rotation) and to those holding
 // the same token as its readers (conflicts that may appear or go away).
 func (r *HabilitationReconciler) mapSecret(ctx context.Context, obj client.Object) []reconcile.Request {
+	if r.Options.isOwnerKey(obj.GetNamespace(), obj.GetName()) {
+		// A new owner-proof key (the old one deleted or replaced): every injected Secret is
+		// signed again with it, so that jeton still recognises its own when it removes them.
+		return r.allHabilitations(ctx)
+	}
 	var reqs []reconcile.Request
 	l := obj.GetLabels()
 	if l[jetonv1alpha1.LabelManagedBy] == jetonv1alpha1.ManagedByValue && l[jetonv1alpha1.LabelHabilitation] != "" {
@@ -128,6 +133,21 @@ func (r *HabilitationReconciler) mapSecret(ctx context.Context, obj client.Objec
 	for i := range tts.Items {
 		t := &tts.Items[i]
 		reqs = append(reqs, r.holdersOf(ctx, none, t.Status.TokenFingerprint, r.bindings.sourceFingerprint(ctx, t.Namespace, t.Spec.TokenSecretRef))...)
+	}
+	return reqs
+}
+
+func (r *HabilitationReconciler) allHabilitations(ctx context.Context) []reconcile.Request {
+	var reqs []reconcile.Request
+	for _, ns := range r.Options.CredentialsNamespaces {
+		habs := &jetonv1alpha1.HabilitationList{}
+		if err := r.List(ctx, habs, client.InNamespace(ns)); err != nil {
+			log.FromContext(ctx).Error(err, "listing Habilitations", "namespace", ns)
+			continue
+		}
+		for i := range habs.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&habs.Items[i])})
+		}
 	}
 	return reqs
 }

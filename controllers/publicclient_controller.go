@@ -3,8 +3,10 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -21,6 +23,9 @@ const (
 	EventNamespaceDeleted  = "NamespaceDeleted"
 	EventNamespaceRetained = "NamespaceRetained"
 	EventSecretsRemoved    = "SecretsRemoved"
+	// EventNamespacePolicyDelete warns that namespacePolicy was switched to Delete on a
+	// namespace that exists: the vendor's admins may revert it within the grace period.
+	EventNamespacePolicyDelete = "NamespacePolicyDelete"
 )
 
 // publicClientFieldOwner is the server-side apply field manager for namespaces and policies.
@@ -87,7 +92,7 @@ func (r *PublicClientReconciler) pass(ctx context.Context, pc, orig *jetonv1alph
 	}
 	pc.Status.Habilitations = count
 
-	facts := isolation.Facts{Client: pc, Reserved: r.Options.reservedBecause(pc.TargetNamespace())}
+	facts := isolation.Facts{Client: pc, Reserved: r.Options.reservedBecause(pc.TargetNamespace()), PodSecurityFloor: r.Options.PodSecurityFloor}
 	judgement := isolation.Judge(facts)
 	var claim namespaceClaim
 	if judgement.Claim {
@@ -159,6 +164,19 @@ func (r *PublicClientReconciler) keep(ctx context.Context, pc, orig *jetonv1alph
 		out.tell(false, EventNamespaceAdopted, "AdoptNamespace", note)
 	}
 	pc.Status.Namespace, pc.Status.NamespaceUID, pc.Status.NamespaceOrigin = target, c.ns.UID, c.decision.Origin
+	// When Delete is first seen: it decides whether the namespace may ever be deleted
+	// (isolation.DeleteAllowed).
+	var created *metav1.Time
+	if c.created {
+		created = &c.ns.CreationTimestamp
+	}
+	since := isolation.DeleteSince(pc.Spec.NamespacePolicy, pc.Status.NamespaceDeleteSince, created, time.Now())
+	if since != nil && pc.Status.NamespaceDeleteSince == nil && !c.created {
+		out.tell(true, EventNamespacePolicyDelete, "NamespacePolicy", fmt.Sprintf(
+			"namespacePolicy is now Delete: namespace %s will be deleted with this PublicClient, and the tenant's data with it, once the policy has been Delete for %s (before that, deleting the client keeps the namespace)",
+			target, isolation.NamespaceDeleteGrace))
+	}
+	pc.Status.NamespaceDeleteSince = since
 	if err := r.syncNetworkPolicy(ctx, pc); err != nil {
 		// The namespace is claimed all the same: its event is told.
 		f := failed(fmt.Sprintf("updating NetworkPolicy %s/%s", target, isolation.NetworkPolicyName), err)

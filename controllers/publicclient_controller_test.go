@@ -655,3 +655,48 @@ func TestPublicClientDeletionDelete(t *testing.T) {
 	}
 	waitClientEvent(t, pc.Name, corev1.EventTypeNormal, EventNamespaceDeleted)
 }
+
+// TestPublicClientEditorCannotDeleteTenantData: an editor switches namespacePolicy from
+// Retain to Delete just before deleting the client, to have jeton delete the tenant's
+// namespace and its data. jeton records when it saw Delete, warns, and on the deletion
+// keeps the namespace: Delete takes effect only when it was set at the namespace's creation
+// or isolation.NamespaceDeleteGrace before.
+func TestPublicClientEditorCannotDeleteTenantData(t *testing.T) {
+	ctx := context.Background()
+	pc := newPublicClient(t, "flip", nil)
+	waitClientCondition(t, pc.Name, metav1.ConditionTrue, jetonv1alpha1.ReasonReady)
+	injected := injectedSecret(t, pc.Name, pc.Name)
+
+	updateClient(t, pc.Name, func(pc *jetonv1alpha1.PublicClient) {
+		pc.Spec.NamespacePolicy = jetonv1alpha1.NamespacePolicyDelete
+	})
+	waitFor(t, pcTimeout, "namespaceDeleteSince recorded", func(ctx context.Context) error {
+		got := &jetonv1alpha1.PublicClient{}
+		if err := k8sClient.Get(ctx, client.ObjectKey{Name: pc.Name}, got); err != nil {
+			return err
+		}
+		if got.Status.NamespaceDeleteSince == nil {
+			return fmt.Errorf("status.namespaceDeleteSince not set")
+		}
+		return nil
+	})
+	if note := waitClientEvent(t, pc.Name, corev1.EventTypeWarning, EventNamespacePolicyDelete); !strings.Contains(note, "once the policy has been Delete for 24h0m0s") {
+		t.Errorf("NamespacePolicyDelete note %q does not say when it takes effect", note)
+	}
+
+	if err := k8sClient.Delete(ctx, pc); err != nil {
+		t.Fatal(err)
+	}
+	waitClientGone(t, pc.Name)
+	ns := getNamespace(t, pc.Name)
+	if ns.DeletionTimestamp != nil {
+		t.Fatalf("namespace %s deleted: namespacePolicy Delete set just before the client's deletion took effect", pc.Name)
+	}
+	note := waitClientEvent(t, pc.Name, corev1.EventTypeNormal, EventNamespaceRetained)
+	if !strings.Contains(note, "takes effect only after 24h0m0s") {
+		t.Errorf("NamespaceRetained note %q does not say why Delete was not honoured", note)
+	}
+	if secretExists(t, injected) {
+		t.Errorf("the injected Secret survived its client's deletion")
+	}
+}

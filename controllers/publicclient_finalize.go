@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -121,7 +122,8 @@ func (r *PublicClientReconciler) removeInjectedSecrets(ctx context.Context, pc *
 func (r *PublicClientReconciler) deleteOrRetain(ctx context.Context, pc *jetonv1alpha1.PublicClient, ns *corev1.Namespace, key []byte) error {
 	target := ns.Name
 	createdByJeton := pc.Status.NamespaceOrigin == jetonv1alpha1.NamespaceCreated && pc.Status.NamespaceUID == ns.UID
-	if pc.Spec.NamespacePolicy == jetonv1alpha1.NamespacePolicyDelete && createdByJeton {
+	deleteOK, notYet := isolation.DeleteAllowed(pc.Spec.NamespacePolicy, pc.Status.NamespaceDeleteSince, ns.CreationTimestamp.Time, time.Now())
+	if deleteOK && createdByJeton {
 		if err := client.IgnoreNotFound(r.Delete(ctx, ns, client.Preconditions{UID: &ns.UID})); err != nil {
 			return fmt.Errorf("deleting namespace %s: %w", target, err)
 		}
@@ -138,6 +140,10 @@ func (r *PublicClientReconciler) deleteOrRetain(ctx context.Context, pc *jetonv1
 			"Kept namespace %s (%s); a re-created PublicClient needs spec.adoptNamespace to use it again", target, why)
 		return nil
 	}
+	why := "namespacePolicy Retain"
+	if pc.Spec.NamespacePolicy == jetonv1alpha1.NamespacePolicyDelete {
+		why = notYet
+	}
 	proof := isolation.RetainedProof(key, target, pc.Name, ns.UID)
 	if ns.Annotations[jetonv1alpha1.AnnotationOwnerProof] != proof {
 		patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, jetonv1alpha1.AnnotationOwnerProof, proof)
@@ -146,6 +152,6 @@ func (r *PublicClientReconciler) deleteOrRetain(ctx context.Context, pc *jetonv1
 		}
 	}
 	r.Recorder.Eventf(pc, nil, corev1.EventTypeNormal, EventNamespaceRetained, "Delete",
-		"Kept namespace %s (namespacePolicy Retain); re-creating the PublicClient adopts it again", target)
+		"Kept namespace %s (%s); re-creating the PublicClient adopts it again", target, why)
 	return nil
 }

@@ -37,6 +37,13 @@ type Options struct {
 	// ProbeInterval, when set, replaces the spec.interval of every TechnicalToken. Tests use
 	// it to probe faster than the CRD's 30s minimum; leave it zero in production.
 	ProbeInterval time.Duration
+	// RequestFloor, when set, replaces probe.RequestFloor, the least time between a probe
+	// and an on-demand one. In-process tests lower it; leave it zero in production.
+	RequestFloor time.Duration
+	// APIHostBudgetPerMinute is the rate budget per API host (requests per minute, all of
+	// jeton's requests to that host together, whatever its spelling); 0 takes
+	// budget.DefaultPerHostPerMinute (--api-host-budget-per-minute).
+	APIHostBudgetPerMinute int
 	// APIHosts says where tokens may go: the official hosts, and those of --allowed-api-hosts.
 	APIHosts publicapi.HostPolicy
 	// OperatorNamespace is the namespace jeton runs in; it is never a client namespace.
@@ -44,6 +51,10 @@ type Options struct {
 	// ReservedNamespaces are namespaces that are never client namespaces, besides the
 	// credentials namespaces, the operator's, default and kube-* (--reserved-namespaces).
 	ReservedNamespaces []string
+	// PodSecurityFloor is the most permissive Pod Security level a PublicClient may ask for
+	// (--pod-security-floor); empty: none. Below it the client is Stalled
+	// (PodSecurityBelowFloor) and its namespace's labels are left as they are.
+	PodSecurityFloor jetonv1alpha1.PodSecurityLevel
 }
 
 // IsCredentialsNamespace reports whether ns is one of the credentials namespaces.
@@ -166,6 +177,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	key := &ownerKey{reader: mgr.GetAPIReader(), writer: mgr.GetClient(), namespace: opts.ownerKeyNamespace()}
+	if opts.IsCredentialsNamespace(key.namespace) {
+		// The cache watches every Secret of the credentials namespaces, the key's included.
+		key.cache = mgr.GetClient()
+	}
 	writes := newOwnWrites()
 	if err := setupPublicClientReconciler(mgr, opts, key, writes); err != nil {
 		return fmt.Errorf("setting up the PublicClient reconciler: %w", err)

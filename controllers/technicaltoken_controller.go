@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
+	"github.com/jeton-dev/jeton/internal/budget"
 	"github.com/jeton-dev/jeton/internal/injection"
 	"github.com/jeton-dev/jeton/internal/metrics"
 	"github.com/jeton-dev/jeton/internal/probe"
@@ -61,6 +62,15 @@ func setupTechnicalTokenReconciler(mgr ctrl.Manager, opts Options, writes *ownWr
 	results := make(chan event.GenericEvent, 1024)
 	exec := probe.NewExecutor(probe.ExecutorOptions{
 		Allow: opts.APIHosts.Check,
+		// One budget for everything jeton sends to the APIs; a new leader first takes back
+		// the holds the previous one recorded in status.
+		Budget: budget.New(budget.Options{PerHostPerMinute: opts.APIHostBudgetPerMinute}),
+		Restore: func(ctx context.Context, b *budget.Budget) error {
+			return restoreHolds(ctx, mgr.GetAPIReader(), b, time.Now())
+		},
+		OnRestoreError: func(err error) {
+			mgr.GetLogger().Error(err, "restoring the rate-limit holds; no probe is sent until it succeeds")
+		},
 		Notify: func(ctx context.Context, key types.NamespacedName) {
 			ev := event.GenericEvent{Object: &jetonv1alpha1.TechnicalToken{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}}
 			select {
@@ -170,7 +180,7 @@ func (r *TechnicalTokenReconciler) pass(ctx context.Context, tt *jetonv1alpha1.T
 	}
 	// The fingerprint status held before this pass: a new token is probed at once.
 	seenFP := tt.Status.TokenFingerprint
-	tt.Status.TokenStatus = tokensource.Status(tok, tt.Spec.ExpiresAt)
+	tt.Status.TokenStatus = tokensource.Status(tok, tt.Spec.API, tt.Spec.ExpiresAt)
 	dest, err := r.destination(ctx, tt, tok.Fingerprint)
 	if err != nil {
 		return failed("finding who else holds the token", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,8 +47,12 @@ const (
 	// restartDoneKept bounds how long an outcome waits for its Habilitation (deleted
 	// meanwhile, or rotated again) before it is forgotten.
 	restartDoneKept = 10 * time.Minute
-	// workloadPageSize bounds each list of workloads read on rotation.
-	workloadPageSize = 100
+	// workloadPageSize bounds each list of workloads read on rotation, and so the memory a
+	// tenant's workloads can make jeton hold at once: an object is at most about 1.5 MiB
+	// (etcd's request limit), so a page is at most about 12 MiB of JSON, and its decoded
+	// copy as much again, whatever the tenant puts in its workloads. A page is dropped
+	// before the next is read: only a slim record of each workload to restart is kept.
+	workloadPageSize = 8
 )
 
 // workloadRestarts restarts the workloads of client namespaces for rotated tokens, one
@@ -244,41 +249,66 @@ func (w *workloadRestarts) restart(ctx context.Context, ns string, rotated map[s
 	restarted := map[string][]string{}
 	var errs []error
 	for _, wl := range workloads {
-		current := wl.tmpl.Annotations[jetonv1alpha1.AnnotationRestartedFor]
-		next, uses := injection.RestartFor(current, &wl.tmpl.Spec, rotated)
-		if next == current {
-			continue // restarted for these tokens already
-		}
 		// Conditional on the version listed: a write in between (someone else's) makes
 		// this one fail and the whole batch run again on a fresh list.
 		patch := fmt.Appendf(nil, `{"metadata":{"resourceVersion":%q},"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`,
-			wl.obj.GetResourceVersion(), jetonv1alpha1.AnnotationRestartedFor, next)
-		if err := w.client.Patch(ctx, wl.obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
+			wl.resourceVersion, jetonv1alpha1.AnnotationRestartedFor, wl.next)
+		obj := wl.kind.object()
+		obj.SetNamespace(ns)
+		obj.SetName(wl.name)
+		if err := w.client.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
 			if !apierrors.IsNotFound(err) {
-				errs = append(errs, fmt.Errorf("restarting %s %s/%s: %w", wl.kind, ns, wl.obj.GetName(), err))
+				errs = append(errs, fmt.Errorf("restarting %s %s/%s: %w", wl.kind, ns, wl.name, err))
 			}
 			continue
 		}
-		for _, name := range uses {
-			restarted[name] = append(restarted[name], wl.kind+"/"+wl.obj.GetName())
+		for _, name := range wl.uses {
+			restarted[name] = append(restarted[name], string(wl.kind)+"/"+wl.name)
 		}
 	}
 	return restarted, errors.Join(errs...)
 }
 
-// workload is a Deployment, StatefulSet or DaemonSet, with its pod template.
-type workload struct {
-	kind string
-	obj  client.Object
-	tmpl *corev1.PodTemplateSpec
+// workloadKind is a kind of workload whose pod template jeton restarts.
+type workloadKind string
+
+const (
+	kindDeployment  workloadKind = "Deployment"
+	kindStatefulSet workloadKind = "StatefulSet"
+	kindDaemonSet   workloadKind = "DaemonSet"
+)
+
+// object is an empty object of the kind, to patch.
+func (k workloadKind) object() client.Object {
+	switch k {
+	case kindStatefulSet:
+		return &appsv1.StatefulSet{}
+	case kindDaemonSet:
+		return &appsv1.DaemonSet{}
+	}
+	return &appsv1.Deployment{}
 }
 
-// using lists the workloads of namespace ns that use some of the rotated Secrets.
-// Workloads are not cached (memory): they are listed from the API server a page at a time,
-// and only those using a rotated Secret are kept, so a tenant with many (or huge) workloads
-// cannot make jeton hold them all at once.
-func (w *workloadRestarts) using(ctx context.Context, ns string, rotated map[string]string) ([]workload, error) {
-	var workloads []workload
+// workloadToRestart is what a restart needs of a workload, and nothing more: the listed
+// object (its pod template can weigh a megabyte, and a tenant decides how many there are)
+// is dropped with its page.
+type workloadToRestart struct {
+	kind            workloadKind
+	name            string
+	resourceVersion string
+	// next is the restarted-for annotation to set (different from the current one).
+	next string
+	// uses are the rotated Secrets it uses.
+	uses []string
+}
+
+// using lists the workloads of namespace ns that use some of the rotated Secrets and are
+// not yet restarted for them. Workloads are not cached (memory): they are listed from the
+// API server a small page at a time (workloadPageSize), and of each that needs a restart
+// only a workloadToRestart is kept, so a tenant with many (or huge) workloads cannot make
+// jeton hold them.
+func (w *workloadRestarts) using(ctx context.Context, ns string, rotated map[string]string) ([]workloadToRestart, error) {
+	var workloads []workloadToRestart
 	for _, newList := range []func() client.ObjectList{
 		func() client.ObjectList { return &appsv1.DeploymentList{} },
 		func() client.ObjectList { return &appsv1.StatefulSetList{} },
@@ -294,20 +324,29 @@ func (w *workloadRestarts) using(ctx context.Context, ns string, rotated map[str
 				return nil, err
 			}
 			for _, item := range items {
-				var wl workload
+				var kind workloadKind
+				var tmpl *corev1.PodTemplateSpec
 				switch o := item.(type) {
 				case *appsv1.Deployment:
-					wl = workload{"Deployment", o, &o.Spec.Template}
+					kind, tmpl = kindDeployment, &o.Spec.Template
 				case *appsv1.StatefulSet:
-					wl = workload{"StatefulSet", o, &o.Spec.Template}
+					kind, tmpl = kindStatefulSet, &o.Spec.Template
 				case *appsv1.DaemonSet:
-					wl = workload{"DaemonSet", o, &o.Spec.Template}
+					kind, tmpl = kindDaemonSet, &o.Spec.Template
 				default:
 					continue
 				}
-				if _, uses := injection.RestartFor("", &wl.tmpl.Spec, rotated); len(uses) > 0 {
-					workloads = append(workloads, wl)
+				current := tmpl.Annotations[jetonv1alpha1.AnnotationRestartedFor]
+				next, uses := injection.RestartFor(current, &tmpl.Spec, rotated)
+				if len(uses) == 0 || next == current {
+					continue // does not use them, or restarted for these tokens already
 				}
+				o := item.(client.Object)
+				// Copies, so that nothing kept points into the page.
+				workloads = append(workloads, workloadToRestart{
+					kind: kind, name: strings.Clone(o.GetName()), resourceVersion: strings.Clone(o.GetResourceVersion()),
+					next: next, uses: uses,
+				})
 			}
 			if cont = list.GetContinue(); cont == "" {
 				break

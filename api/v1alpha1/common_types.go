@@ -123,13 +123,32 @@ const (
 	ReasonInsufficientPrivileges  = "InsufficientPrivileges"
 	ReasonRateLimited             = "RateLimited"
 	ReasonUnreachable             = "Unreachable"
-	ReasonTimeout                 = "Timeout"
-	ReasonServerError             = "ServerError"
-	ReasonUnexpectedResponse      = "UnexpectedResponse"
-	ReasonInternalError           = "InternalError"
+	// ReasonNetworkNotAllowed: the API refuses the caller's address for this token (an IP
+	// allow-list on the token: API Entreprise / API Particulier 403 code 00107, Démarches
+	// Numériques 403 "forbidden network"). The token is fine; the fix is on the network side.
+	ReasonNetworkNotAllowed = "NetworkNotAllowed"
+	// ReasonHostUnreachable: every probed token of one API host fails at the transport level
+	// (timeouts, resets, refused connections): the vendor's address (a 12-hour IP ban) or the
+	// network is the likely cause, not the tokens.
+	ReasonHostUnreachable = "HostUnreachable"
+	// ReasonTokenProlonged: the token's own expiry passed but the API still accepts it: it
+	// was prolonged on the API portal (the API reads the expiry from its database, not from
+	// the token), and the Secret holds the old string.
+	ReasonTokenProlonged     = "TokenProlonged"
+	ReasonTimeout            = "Timeout"
+	ReasonServerError        = "ServerError"
+	ReasonUnexpectedResponse = "UnexpectedResponse"
+	ReasonInternalError      = "InternalError"
 	// ReasonBaseURLMissing: no base URL is known for the API and environment and
 	// spec.baseURL is empty; a user error, fixed by setting spec.baseURL.
 	ReasonBaseURLMissing = "BaseURLMissing"
+)
+
+// Reasons that guard the cluster against the resources' editors.
+const (
+	// ReasonPodSecurityBelowFloor: a PublicClient's spec.isolation.podSecurity is below the
+	// operator's --pod-security-floor; the namespace's labels are left as they are.
+	ReasonPodSecurityBelowFloor = "PodSecurityBelowFloor"
 )
 
 // Well-known labels and annotations.
@@ -159,7 +178,8 @@ const (
 	// AnnotationRequestedAt asks the operator to act on a resource now, as Flux's
 	// reconcile.fluxcd.io/requestedAt does: set it to a new value (kubectl jeton writes a
 	// timestamp) and the resource gets a pass at once; a TechnicalToken is probed, through
-	// the same gate as every probe (one request in flight, Retry-After, host backoff). The
+	// the same gate as every probe (one request in flight, Retry-After, host backoff), and
+	// no sooner than 30s after its last probe: requests in between share one probe. The
 	// status records the value handled in lastHandledRequestedAt. Values longer than
 	// RequestedAtMaxLength are ignored.
 	AnnotationRequestedAt = "jeton.dev/requested-at"

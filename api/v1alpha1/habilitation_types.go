@@ -99,7 +99,10 @@ type HabilitationSpec struct {
 	ExpectedScopes []string `json:"expectedScopes,omitempty"`
 
 	// expiresAt declares when the token expires, for tokens that carry no expiry
-	// (Démarches Numériques). Ignored when the token itself carries one.
+	// (Démarches Numériques). Ignored when the token itself carries one. Démarches
+	// Numériques keeps a date: the token works through that whole day (Paris time), so only
+	// the date of this field counts. Leave it unset for a token without expiry (allowed
+	// there when the token has an IP allow-list).
 	// +optional
 	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
 

@@ -133,6 +133,14 @@ type PublicClientStatus struct {
 	// +optional
 	NamespaceOrigin NamespaceOrigin `json:"namespaceOrigin,omitempty"`
 
+	// namespaceDeleteSince is when jeton first saw spec.namespacePolicy Delete, Delete ever
+	// since (cleared when it is Retain). jeton deletes the namespace only if the policy was
+	// Delete when jeton created it, or has been Delete for the grace period
+	// (docs/security.md): an editor switching it just before deleting the client does not
+	// delete the tenant's data. Recorded in status, which editors do not write.
+	// +optional
+	NamespaceDeleteSince *metav1.Time `json:"namespaceDeleteSince,omitempty"`
+
 	// habilitations is how many Habilitations reference this client.
 	// +optional
 	Habilitations int32 `json:"habilitations"`

@@ -54,7 +54,10 @@ type TechnicalTokenSpec struct {
 	DemarcheNumber *int64 `json:"demarcheNumber,omitempty"`
 
 	// expiresAt declares when the token expires, for tokens that carry no expiry
-	// (Démarches Numériques). Ignored when the token itself carries one.
+	// (Démarches Numériques). Ignored when the token itself carries one. Démarches
+	// Numériques keeps a date: the token works through that whole day (Paris time), so only
+	// the date of this field counts. Leave it unset for a token without expiry (allowed
+	// there when the token has an IP allow-list).
 	// +optional
 	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
 
@@ -108,6 +111,17 @@ type TechnicalTokenStatus struct {
 	// nextProbeTime is when the next probe is due (later when the API asked to back off).
 	// +optional
 	NextProbeTime *metav1.Time `json:"nextProbeTime,omitempty"`
+	// rateLimitedUntil is the next allowed probe time the API set for this token: after a
+	// 429, a Retry-After or RateLimit-Remaining: 0 with RateLimit-Reset, no request with
+	// the token (through any TechnicalToken holding it) goes out before it. Recorded here so
+	// that a restart or a new leader honours it.
+	// +optional
+	RateLimitedUntil *metav1.Time `json:"rateLimitedUntil,omitempty"`
+	// hostRateLimitedUntil is, after a 429, the time before which no request goes to the
+	// API host, with any token: a 429 may come from the per-address limit, whose breach
+	// bans the vendor's address. A new leader rebuilds its host-wide backoff from it.
+	// +optional
+	HostRateLimitedUntil *metav1.Time `json:"hostRateLimitedUntil,omitempty"`
 	// consecutiveFailures counts failed probes since the last success.
 	// +optional
 	ConsecutiveFailures int32 `json:"consecutiveFailures,omitempty"`

@@ -267,6 +267,10 @@ func (in *PublicClientSpec) DeepCopy() *PublicClientSpec {
 func (in *PublicClientStatus) DeepCopyInto(out *PublicClientStatus) {
 	*out = *in
 	out.RequestStatus = in.RequestStatus
+	if in.NamespaceDeleteSince != nil {
+		in, out := &in.NamespaceDeleteSince, &out.NamespaceDeleteSince
+		*out = (*in).DeepCopy()
+	}
 	if in.Conditions != nil {
 		in, out := &in.Conditions, &out.Conditions
 		*out = make([]v1.Condition, len(*in))
@@ -476,6 +480,14 @@ func (in *TechnicalTokenStatus) DeepCopyInto(out *TechnicalTokenStatus) {
 	}
 	if in.NextProbeTime != nil {
 		in, out := &in.NextProbeTime, &out.NextProbeTime
+		*out = (*in).DeepCopy()
+	}
+	if in.RateLimitedUntil != nil {
+		in, out := &in.RateLimitedUntil, &out.RateLimitedUntil
+		*out = (*in).DeepCopy()
+	}
+	if in.HostRateLimitedUntil != nil {
+		in, out := &in.HostRateLimitedUntil, &out.HostRateLimitedUntil
 		*out = (*in).DeepCopy()
 	}
 	if in.LastResult != nil {

@@ -34,7 +34,7 @@ import (
 const defaultAddr = "127.0.0.1:18080"
 
 const usage = `Usage:
-  emulator [--listen ADDR] [--signing-key-file FILE]     serve the emulator
+  emulator [--listen ADDR] [--signing-key-file FILE] [--legacy-shapes]   serve the emulator
   emulator mint [flags] API                               print a token minted by a running emulator
 
 APIs: APIEntreprise, APIParticulier, DemarchesNumeriques (scopes: allowed démarche numbers).
@@ -51,6 +51,8 @@ Admin API (unauthenticated: keep the emulator on localhost):
   GET  /_emulator/tokens       ids, APIs, behaviours, request counts (never the tokens)
   GET  /_emulator/tokens/ID/requests
   PUT  /_emulator/down         {"down":true}
+  PUT  /_emulator/banned       {"banned":true}   no answer at all, as from a banned IP
+  (tokens take "allowedNetworks":["203.0.113.0/24"] on mint and PUT: an IP allow-list)
 
 Behaviours: %s
 `
@@ -73,6 +75,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("emulator", stderr)
 	listen := fs.String("listen", defaultAddr, "address to serve on")
 	keyFile := fs.String("signing-key-file", "", "file whose bytes are the HS256 signing key, so tokens survive restarts (default: a random key)")
+	legacy := fs.Bool("legacy-shapes", false, "answer in the shapes of the APIs' older documentation instead of their backends' current code (docs/api-fidelity.md)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -81,6 +84,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	opts := []emulator.Option{emulator.WithLogger(log)}
+	if *legacy {
+		opts = append(opts, emulator.WithLegacyShapes())
+	}
 	if *keyFile != "" {
 		key, err := os.ReadFile(*keyFile)
 		if err != nil {

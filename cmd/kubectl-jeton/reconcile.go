@@ -108,7 +108,8 @@ func newProbeCommand(o *options) *cobra.Command {
 "kubectl jeton reconcile tt NAME". The probe goes through the operator's probe gate like
 any other: never two requests in flight for one token, Retry-After and the host-wide
 backoff after a 429 are honoured (a request made while the API asked to back off is
-probed when the wait is over, which may be after --timeout). A suspended or Stalled
+probed when the wait is over, which may be after --timeout), and a token probed less than
+30s ago is probed 30s after that probe (requests made meanwhile share that probe). A suspended or Stalled
 TechnicalToken is not probed: the outcome says why.`,
 		Example: `  kubectl jeton probe api-entreprise
   kubectl jeton probe -n jeton-system api-particulier --timeout 2m`,
@@ -290,7 +291,7 @@ func resourceOf(obj client.Object) string {
 // notHandled explains a timeout: a probe held back by the gate, or an operator not running.
 func notHandled(obj client.Object, ref string, timeout time.Duration) error {
 	if tt, ok := obj.(*jetonv1alpha1.TechnicalToken); ok && tt.Status.NextProbeTime != nil && tt.Status.NextProbeTime.After(time.Now()) {
-		return fmt.Errorf("%s was not probed within %s: the probe gate holds it until %s (the API asked to back off: Retry-After, or a backoff after a 429). The request stays: the probe is sent then",
+		return fmt.Errorf("%s was not probed within %s: the probe gate holds it until %s (the API asked to back off: Retry-After, or a backoff after a 429; or the token was probed less than 30s before the request). The request stays: the probe is sent then",
 			ref, timeout, tt.Status.NextProbeTime.UTC().Format(time.RFC3339))
 	}
 	return fmt.Errorf("the operator did not handle the request for %s within %s: is it running (`kubectl get pods -n jeton-system`; `make dev` runs it locally)? If it is, it may be failing on this resource: see `kubectl describe` of it and the operator's logs. The request stays: it is handled when the operator gets to it", ref, timeout)

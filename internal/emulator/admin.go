@@ -25,6 +25,8 @@ type TokenInfo struct {
 	DelayMs           int64             `json:"delayMs"`
 	Requests          int               `json:"requests"` // total seen, including those dropped from the log
 	MaxInFlight       int               `json:"maxInFlight"`
+	AllowedNetworks   []string          `json:"allowedNetworks,omitempty"`
+	NoExpiry          bool              `json:"noExpiry,omitempty"`
 }
 
 // Tokens lists the minted tokens in minting order, never with the tokens themselves.
@@ -44,9 +46,13 @@ func (s *Server) info(t *token) TokenInfo {
 	if delay == 0 {
 		delay = s.defaultDelay
 	}
+	var networks []string
+	for _, p := range t.allowed {
+		networks = append(networks, p.String())
+	}
 	return TokenInfo{ID: t.id, API: t.api, Behaviour: t.behaviour, Subject: t.subject, Scopes: slices.Clone(t.scopes),
 		IssuedAt: t.issuedAt.UTC(), ExpiresAt: t.expiresAt.UTC(), RetryAfterSeconds: int64(t.retryAfter / time.Second),
-		DelayMs: delay.Milliseconds(), Requests: t.total, MaxInFlight: t.maxInFlight}
+		DelayMs: delay.Milliseconds(), Requests: t.total, MaxInFlight: t.maxInFlight, AllowedNetworks: networks, NoExpiry: t.noExpiry}
 }
 
 func (s *Server) adminRoutes() {
@@ -59,6 +65,22 @@ func (s *Server) adminRoutes() {
 	s.mux.HandleFunc("GET /_emulator/tokens/{id}/requests", s.adminRequests)
 	s.mux.HandleFunc("POST /_emulator/tokens/{id}/renew", s.adminRenew)
 	s.mux.HandleFunc("PUT /_emulator/down", s.adminDown)
+	s.mux.HandleFunc("PUT /_emulator/banned", s.adminBanned)
+}
+
+func (s *Server) adminBanned(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Banned *bool `json:"banned"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	if req.Banned == nil {
+		adminError(w, http.StatusBadRequest, errors.New(`body must be {"banned": true} or {"banned": false}`))
+		return
+	}
+	s.SetBanned(*req.Banned)
+	writeJSON(w, http.StatusOK, map[string]bool{"banned": *req.Banned})
 }
 
 func (s *Server) adminRenew(w http.ResponseWriter, r *http.Request) {
@@ -91,6 +113,9 @@ type MintRequest struct {
 	ExpiresAt time.Time         `json:"expiresAt,omitzero"`
 	IssuedAt  time.Time         `json:"issuedAt,omitzero"`
 	Subject   string            `json:"subject,omitempty"`
+	// AllowedNetworks and NoExpiry: see MintOptions.
+	AllowedNetworks []string `json:"allowedNetworks,omitempty"`
+	NoExpiry        bool     `json:"noExpiry,omitempty"`
 }
 
 // MintResponse is the answer to POST /_emulator/tokens, the only answer holding a token.
@@ -104,6 +129,8 @@ type UpdateRequest struct {
 	Behaviour         *Behaviour `json:"behaviour,omitempty"`
 	RetryAfterSeconds *int64     `json:"retryAfterSeconds,omitempty"`
 	DelayMs           *int64     `json:"delayMs,omitempty"`
+	// AllowedNetworks replaces the token's IP allow-list ([] removes it).
+	AllowedNetworks *[]string `json:"allowedNetworks,omitempty"`
 }
 
 func (s *Server) adminMint(w http.ResponseWriter, r *http.Request) {
@@ -111,7 +138,8 @@ func (s *Server) adminMint(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	tok, id, err := s.Mint(req.API, MintOptions{Scopes: req.Scopes, ExpiresAt: req.ExpiresAt, IssuedAt: req.IssuedAt, Subject: req.Subject})
+	tok, id, err := s.Mint(req.API, MintOptions{Scopes: req.Scopes, ExpiresAt: req.ExpiresAt, IssuedAt: req.IssuedAt, Subject: req.Subject,
+		AllowedNetworks: req.AllowedNetworks, NoExpiry: req.NoExpiry})
 	if err != nil {
 		adminError(w, http.StatusBadRequest, err)
 		return
@@ -165,7 +193,17 @@ func (s *Server) adminUpdate(w http.ResponseWriter, r *http.Request) {
 			}
 			next.delay = time.Duration(*req.DelayMs) * time.Millisecond
 		}
-		t.behaviour, t.retryAfter, t.delay = next.behaviour, next.retryAfter, next.delay
+		if req.AllowedNetworks != nil {
+			allowed, err := ParseNetworks(*req.AllowedNetworks)
+			if err != nil {
+				return err
+			}
+			if len(allowed) == 0 && t.noExpiry {
+				return fmt.Errorf("token %s has no expiry, which needs an allow-list", t.id)
+			}
+			next.allowed = allowed
+		}
+		t.behaviour, t.retryAfter, t.delay, t.allowed = next.behaviour, next.retryAfter, next.delay, next.allowed
 		info = s.info(t)
 		return nil
 	})

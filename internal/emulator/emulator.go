@@ -29,6 +29,11 @@
 //	GET  /_emulator/tokens       ids, api, behaviour, request counts — never the tokens
 //	GET  /_emulator/tokens/{id}/requests
 //	PUT  /_emulator/down         {"down":true}   every API answers 502 (/pings included)
+//	PUT  /_emulator/banned       {"banned":true} every API request gets no answer (a banned IP)
+//
+// Tokens may carry an IP allow-list ("allowedNetworks" on mint and PUT): calls from another
+// address get the APIs' refusal of the network. The answers are the published backends'
+// (answers.go names each source); WithLegacyShapes gives the older documented shapes.
 //
 // For example:
 //
@@ -44,6 +49,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
@@ -97,6 +103,9 @@ const (
 	// StatusClientClosedRequest is recorded in the request log when the client gave up
 	// before a slow answer was written (nginx's convention).
 	StatusClientClosedRequest = 499
+	// StatusNoAnswer is recorded for a request that got no answer at all (SetBanned),
+	// nginx's code for a connection closed without a response.
+	StatusNoAnswer = 444
 )
 
 // MintOptions describes a token to mint.
@@ -110,6 +119,13 @@ type MintOptions struct {
 	Subject string
 	// IssuedAt is the JWT `iat` claim; zero means now.
 	IssuedAt time.Time
+	// AllowedNetworks is the token's IP allow-list (addresses or CIDR prefixes); empty:
+	// any address. Calls from elsewhere get 403 code 00107 (API Entreprise, API
+	// Particulier) or Démarches Numériques' "forbidden network".
+	AllowedNetworks []string
+	// NoExpiry: a Démarches Numériques token that never expires, which the API allows
+	// only with an allow-list (AllowedNetworks required).
+	NoExpiry bool
 }
 
 // Request is one request the emulator saw for a token.
@@ -136,6 +152,12 @@ func WithSigningKey(key []byte) Option {
 	return func(s *Server) { s.key = slices.Clone(key) }
 }
 
+// WithLegacyShapes makes the emulator answer in the shapes of the APIs' older
+// documentation instead of their backends' current code: API Entreprise's privileges at the
+// top level, API Particulier's introspect name null and JSON:API errors, Démarches
+// Numériques' JSON 429 with Retry-After. jeton must read both; the default is the backends'.
+func WithLegacyShapes() Option { return func(s *Server) { s.legacy = true } }
+
 // WithDefaultDelay sets the delay of Slow tokens that had no SetDelay (default 30s).
 func WithDefaultDelay(d time.Duration) Option { return func(s *Server) { s.defaultDelay = d } }
 
@@ -146,12 +168,14 @@ type Server struct {
 	log          *slog.Logger
 	key          []byte
 	defaultDelay time.Duration
+	legacy       bool
 
 	mu        sync.Mutex
 	tokens    map[string]*token // by id
 	order     []string          // ids in minting order, for a stable listing
 	ipWindows map[string]*window
 	down      bool
+	banned    bool      // every API request gets no answer (SetBanned)
 	lastOK    time.Time // last time /pings was ok, for its body
 }
 
@@ -169,6 +193,11 @@ type token struct {
 	behaviour  Behaviour
 	retryAfter time.Duration
 	delay      time.Duration // 0: the server default
+	// allowed is the token's IP allow-list (siade security settings allowed_ips; Démarches
+	// Numériques authorized_networks); empty: any address.
+	allowed []netip.Prefix
+	// noExpiry: a Démarches Numériques token without expiry (allowed with an allow-list).
+	noExpiry bool
 
 	window      window
 	requests    []Request
@@ -219,8 +248,16 @@ func (s *Server) Mint(api jetonv1alpha1.API, o MintOptions) (tok, id string, err
 	if o.Subject == "" {
 		o.Subject = "jeton emulator habilitation"
 	}
+	allowed, err := ParseNetworks(o.AllowedNetworks)
+	if err != nil {
+		return "", "", err
+	}
+	if o.NoExpiry && (api != jetonv1alpha1.DemarchesNumeriques || len(allowed) == 0) {
+		return "", "", fmt.Errorf("noExpiry: only Démarches Numériques tokens with allowedNetworks may have no expiry")
+	}
 	t := &token{api: api, id: newUUID(), uid: newUUID(), scopes: slices.Clone(o.Scopes), subject: o.Subject,
-		issuedAt: o.IssuedAt, expiresAt: o.ExpiresAt, behaviour: Healthy, retryAfter: defaultRetryAfter}
+		issuedAt: o.IssuedAt, expiresAt: o.ExpiresAt, behaviour: Healthy, retryAfter: defaultRetryAfter,
+		allowed: allowed, noExpiry: o.NoExpiry}
 	if t.scopes == nil {
 		t.scopes = []string{}
 	}
@@ -250,7 +287,7 @@ func (s *Server) Mint(api jetonv1alpha1.API, o MintOptions) (tok, id string, err
 }
 
 // Renew extends the token with this id to expiresAt, as the portal's "prolongation"
-// does: a JWT gets a new string with the same jti (and a new iat and exp); a Démarches
+// does: a JWT gets a new string with the same jti and iat and a new exp; a Démarches
 // Numériques token keeps its string, its expiry being server-side only. Strings issued
 // before stay accepted, the expiry being checked against the server-side record.
 func (s *Server) Renew(id string, expiresAt time.Time) (string, error) {
@@ -271,12 +308,11 @@ func (s *Server) Renew(id string, expiresAt time.Time) (string, error) {
 		t.expiresAt = expiresAt
 		return dnToken(t.id, t.secret), nil
 	}
-	renewed.issuedAt = now
 	tok, err := s.signJWT(&renewed)
 	if err != nil {
 		return "", err
 	}
-	t.issuedAt, t.expiresAt = renewed.issuedAt, renewed.expiresAt
+	t.expiresAt = renewed.expiresAt
 	return tok, nil
 }
 
@@ -325,6 +361,82 @@ func (s *Server) SetDelay(id string, d time.Duration) error {
 		t.delay = d
 		return nil
 	})
+}
+
+// SetBanned makes every API request get no answer at all, its connection closed, as calls
+// from an address API Entreprise has banned (12 hours, after ignored 429s).
+func (s *Server) SetBanned(banned bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.banned = banned
+}
+
+// SetAllowedNetworks sets the token's IP allow-list (empty: any address).
+func (s *Server) SetAllowedNetworks(id string, networks []string) error {
+	allowed, err := ParseNetworks(networks)
+	if err != nil {
+		return err
+	}
+	return s.update(id, func(t *token) error {
+		if len(allowed) == 0 && t.noExpiry {
+			return fmt.Errorf("token %s has no expiry, which needs an allow-list", t.id)
+		}
+		t.allowed = allowed
+		return nil
+	})
+}
+
+// ParseNetworks reads addresses and CIDR prefixes.
+func ParseNetworks(networks []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, n := range networks {
+		if p, err := netip.ParsePrefix(n); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(n)
+		if err != nil {
+			return nil, fmt.Errorf("allowed network %q is neither an address nor a CIDR prefix", n)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+// networkAllows reports whether the token may be used from remote.
+func (t *token) networkAllows(remote netip.Addr) bool {
+	if len(t.allowed) == 0 {
+		return true
+	}
+	for _, p := range t.allowed {
+		if p.Contains(remote) {
+			return true
+		}
+	}
+	return false
+}
+
+// paris is Démarches Numériques' time zone (config/application.rb).
+var paris = func() *time.Location {
+	if loc, err := time.LoadLocation("Europe/Paris"); err == nil {
+		return loc
+	}
+	return time.FixedZone("CET", 3600)
+}()
+
+// expired reports whether the server-side record says the token has expired at now. siade
+// reads exp from its database (siade/app/services/jwt_token_service.rb, JwtUser#expired?),
+// so a prolonged token's old string keeps working. Démarches Numériques keeps a date and
+// refuses the token once it is past, Paris time (app/models/api_token.rb `expires_at&.past?`).
+func (t *token) expired(now time.Time) bool {
+	if t.api != jetonv1alpha1.DemarchesNumeriques {
+		return !now.Before(t.expiresAt)
+	}
+	if t.noExpiry {
+		return false
+	}
+	y, m, d := t.expiresAt.In(paris).Date()
+	return !now.Before(time.Date(y, m, d+1, 0, 0, 0, 0, paris))
 }
 
 // SetDown makes every API answer 502 (GET /pings with its JSON status body, the other

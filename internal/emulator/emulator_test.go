@@ -358,6 +358,8 @@ func TestJWTClaims(t *testing.T) {
 	}
 }
 
+const day = 24 * time.Hour
+
 func TestAutomaticExpiry(t *testing.T) {
 	for _, api := range []jetonv1alpha1.API{apiE, apiP, dn} {
 		t.Run(string(api), func(t *testing.T) {
@@ -367,6 +369,14 @@ func TestAutomaticExpiry(t *testing.T) {
 				t.Fatalf("before exp: status = %d, want 200", w.Code)
 			}
 			clock.Add(time.Hour)
+			if api == dn {
+				// A Démarches Numériques expiry is a date: the token works through that day
+				// (Paris time), and is refused the day after.
+				if w := check(s, api, tok); w.Code != 200 {
+					t.Fatalf("on its expiry date: status = %d, want 200; body %s", w.Code, w.Body.String())
+				}
+				clock.Add(day)
+			}
 			w := check(s, api, tok)
 			if w.Code != 401 {
 				t.Fatalf("at exp: status = %d, want 401; body %s", w.Code, w.Body.String())
@@ -605,6 +615,9 @@ func TestRenew(t *testing.T) {
 			s, clock := newTestServer()
 			old, id := mint(t, s, api, MintOptions{ExpiresAt: t0.Add(time.Hour)})
 			clock.Add(2 * time.Hour)
+			if api == dn {
+				clock.Add(day) // past the expiry date
+			}
 			if w := check(s, api, old); w.Code != 401 {
 				t.Fatalf("before renewal: status = %d, want 401 (expired)", w.Code)
 			}
@@ -622,8 +635,13 @@ func TestRenew(t *testing.T) {
 				}
 			} else {
 				c0, c1 := jwtClaims(t, old), jwtClaims(t, renewed)
-				if renewed == old || c1["jti"] != id || c1["uid"] != c0["uid"] || c1["exp"] != float64(newExp.Unix()) {
-					t.Errorf("renewal claims = %v, want a new string with jti %s, same uid, exp %d", c1, id, newExp.Unix())
+				// A prolongation keeps jti and iat, and changes exp only.
+				if renewed == old || c1["jti"] != id || c1["uid"] != c0["uid"] || c1["iat"] != c0["iat"] || c1["exp"] != float64(newExp.Unix()) {
+					t.Errorf("renewal claims = %v, want a new string with jti %s, same uid and iat, exp %d", c1, id, newExp.Unix())
+				}
+				// The old string keeps working: the backend reads exp from its records.
+				if w := check(s, api, old); w.Code != 200 {
+					t.Errorf("the old string after a prolongation: status = %d, want 200", w.Code)
 				}
 			}
 			if _, err := s.Renew(id, t0); err == nil {

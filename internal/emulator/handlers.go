@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strconv"
@@ -68,11 +69,22 @@ type view struct {
 	allowed   bool // within the per-token rate limit
 	remaining int
 	reset     time.Time
+	// networkAllowed: the caller's address is in the token's allow-list (or it has none).
+	networkAllowed bool
+	remote         netip.Addr
+	// expired by the server-side record (a date for Démarches Numériques).
+	expired bool
 }
 
 func (s *Server) privileges(w http.ResponseWriter, r *http.Request) {
 	s.serve(w, r, jetonv1alpha1.APIEntreprise, bearer(r), func(w http.ResponseWriter, v view) {
-		writeJSON(w, http.StatusOK, map[string]any{"privileges": v.scopes})
+		if s.legacy {
+			// The legacy shape, top-level (older documentation).
+			writeJSON(w, http.StatusOK, map[string]any{"privileges": v.scopes})
+			return
+		}
+		// siade/app/controllers/api_entreprise/privileges_controller.rb (also serves /v2/privileges).
+		writeRaw(w, http.StatusOK, contentTypeRails, object{{"data", object{{"privileges", v.scopes}}}})
 	})
 }
 
@@ -82,7 +94,12 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 		cred = strings.TrimSpace(r.Header.Get("X-Api-Key")) // v2
 	}
 	s.serve(w, r, jetonv1alpha1.APIParticulier, cred, func(w http.ResponseWriter, v view) {
-		writeJSON(w, http.StatusOK, map[string]any{"_id": v.id, "name": nil, "scopes": v.scopes})
+		if s.legacy {
+			writeJSON(w, http.StatusOK, map[string]any{"_id": v.id, "name": nil, "scopes": v.scopes})
+			return
+		}
+		// siade/app/controllers/api_particulier/v2/introspect_controller.rb: name is "".
+		writeRaw(w, http.StatusOK, contentTypeRails, object{{"_id", v.id}, {"name", ""}, {"scopes", v.scopes}})
 	})
 }
 
@@ -129,10 +146,15 @@ func (s *Server) graphql(w http.ResponseWriter, r *http.Request) {
 		case qerr != nil:
 			writeJSON(w, http.StatusBadRequest, dnErrors(qerr.Error(), "bad_request"))
 		case len(v.scopes) > 0 && !slices.Contains(v.scopes, strconv.FormatInt(number, 10)):
-			writeDNFailure(w, InsufficientPrivileges)
+			s.writeDN(w, InsufficientPrivileges)
 		default:
 			id := base64.StdEncoding.EncodeToString([]byte("Procedure-" + strconv.FormatInt(number, 10)))
-			writeJSON(w, http.StatusOK, map[string]any{"data": map[string]any{"demarche": map[string]any{"id": id, "number": number}}})
+			if s.legacy {
+				writeJSON(w, http.StatusOK, map[string]any{"data": map[string]any{"demarche": map[string]any{"id": id, "number": number}}})
+				return
+			}
+			// graphql-ruby answers the fields in the order the query selects them.
+			writeRaw(w, http.StatusOK, contentTypeRails, object{{"data", object{{"demarche", object{{"id", id}, {"number", number}}}}}})
 		}
 	})
 }
@@ -185,9 +207,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, api jetonv1alpha1
 	started := time.Now()
 	now := s.now()
 	lim := limits[api]
+	remote := remoteAddr(r)
 
 	s.mu.Lock()
 	t := s.lookup(api, credential)
+	if s.banned {
+		s.mu.Unlock()
+		s.noAnswer(api, t, w, r, started, now)
+		return
+	}
 	ipAllowed, ipReset := true, time.Time{}
 	if lim.perIP > 0 {
 		ipAllowed, _, ipReset = s.ipWindow(api, r).hit(now, lim.ipPeriod, lim.perIP)
@@ -198,7 +226,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, api jetonv1alpha1
 		t.inFlight++
 		t.maxInFlight = max(t.maxInFlight, t.inFlight)
 		v = view{id: t.id, scopes: slices.Clone(t.scopes), expiresAt: t.expiresAt, behaviour: t.behaviour,
-			retryAfter: t.retryAfter, delay: t.delay}
+			retryAfter: t.retryAfter, delay: t.delay, remote: remote, networkAllowed: t.networkAllows(remote), expired: t.expired(now)}
 		if v.delay == 0 {
 			v.delay = s.defaultDelay
 		}
@@ -210,43 +238,131 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, api jetonv1alpha1
 	defer s.finish(api, t, r, rec, started, now)
 
 	switch {
+	case !ipAllowed && !s.legacy:
+		writeSiadeThrottled(rec, lim.perIP, ipReset, now)
 	case !ipAllowed:
 		rec.Header().Set("Retry-After", seconds(ipReset.Sub(now)))
 		writeFailure(api, rec, RateLimited)
 	case down:
 		writeHTML(rec, http.StatusBadGateway)
-	case t == nil:
+	case t == nil && s.legacy:
 		writeFailure(api, rec, Unauthorized)
-	default:
+	case t == nil:
+		s.writeInvalid(api, rec)
+	case s.legacy:
 		s.answer(api, rec, r, v, now, lim, ok)
+	default:
+		s.answerReal(api, rec, r, v, now, lim, ok)
 	}
 }
 
-func (s *Server) answer(api jetonv1alpha1.API, w http.ResponseWriter, r *http.Request, v view, now time.Time, lim limit, ok func(http.ResponseWriter, view)) {
-	h := w.Header()
-	if !v.allowed {
-		setRateLimit(h, lim.perToken, 0, v.reset)
-		h.Set("Retry-After", seconds(v.reset.Sub(now)))
-		writeFailure(api, w, RateLimited)
+// remoteAddr is the caller's address (the emulator is reached directly: no proxy header
+// is trusted).
+func remoteAddr(r *http.Request) netip.Addr {
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// noAnswer is what a banned address gets: no HTTP answer at all (API Entreprise's
+// documentation: calls from a banned IP return no HTTP code). The connection is closed.
+func (s *Server) noAnswer(api jetonv1alpha1.API, t *token, w http.ResponseWriter, r *http.Request, started, now time.Time) {
+	if t != nil {
+		s.mu.Lock()
+		t.inFlight++
+		t.maxInFlight = max(t.maxInFlight, t.inFlight)
+		s.mu.Unlock()
+	}
+	rec := &statusRecorder{ResponseWriter: w, status: StatusNoAnswer}
+	defer s.finish(api, t, r, rec, started, now)
+	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+		_ = conn.Close()
 		return
 	}
+	panic(http.ErrAbortHandler) // no hijacking (HTTP/2): abort, the client gets no answer either
+}
+
+// writeInvalid answers a credential that is no token of the API
+// (siade HandleTokens#authenticate_user!; Démarches Numériques authenticate_from_token).
+func (s *Server) writeInvalid(api jetonv1alpha1.API, w http.ResponseWriter) {
+	switch api {
+	case jetonv1alpha1.APIEntreprise:
+		writeSiadeJSONAPI(w, http.StatusUnauthorized, contentTypeRails, siadeInvalidToken())
+	case jetonv1alpha1.APIParticulier:
+		writeParticulierAccessDenied(w, siadeInvalidToken())
+	default:
+		// Without a valid token the request is an unauthenticated one, and only persisted
+		// queries are allowed (app/controllers/api/v2/base_controller.rb).
+		writeDNControllerError(w, http.StatusForbidden, "Without a token, only persisted queries are allowed", "forbidden")
+	}
+}
+
+// answerReal answers a known token as the published backends do, in their order: siade's
+// Rack::Attack (blacklist, IP allow-list, throttles) then its controller (expiry, scopes);
+// Démarches Numériques' Rack::Attack (throttle) then its controller (network, expiry) and
+// the GraphQL execution.
+func (s *Server) answerReal(api jetonv1alpha1.API, w http.ResponseWriter, r *http.Request, v view, now time.Time, lim limit, ok func(http.ResponseWriter, view)) {
 	b := v.behaviour
-	if (b == Healthy || b == Slow) && !now.Before(v.expiresAt) {
-		b = Expired // tokens expire on their own, like the real ones
+	throttledUntil := time.Time{}
+	switch {
+	case !v.allowed:
+		throttledUntil = v.reset
+	case b == RateLimited:
+		throttledUntil = now.Add(v.retryAfter)
 	}
-	switch b {
-	case RateLimited:
-		setRateLimit(h, lim.perToken, 0, now.Add(v.retryAfter))
-		h.Set("Retry-After", seconds(v.retryAfter))
-		writeFailure(api, w, RateLimited)
-		return
-	case RateLimitedEmptyBody:
-		// As seen on staging: no body, no RateLimit-* headers, only Retry-After.
-		h.Set("Retry-After", seconds(v.retryAfter))
-		w.WriteHeader(http.StatusTooManyRequests)
+	if api == jetonv1alpha1.DemarchesNumeriques {
+		switch {
+		case !throttledUntil.IsZero():
+			writeDNThrottled(w, throttledUntil)
+		case b == RateLimitedEmptyBody:
+			writeEmpty429(w, v.retryAfter)
+		case b == Unauthorized || b == Revoked:
+			// A revoked token is deleted: it authenticates no more.
+			s.writeInvalid(api, w)
+		case !v.networkAllowed:
+			writeDNControllerError(w, http.StatusForbidden, dnForbiddenNetwork(v.remote), "forbidden")
+		case b == Expired || (v.expired && (b == Healthy || b == Slow)):
+			writeDNControllerError(w, http.StatusUnauthorized, "Token expired", "unauthorized")
+		default:
+			s.respond(api, w, r, v, b, ok)
+		}
 		return
 	}
-	setRateLimit(h, lim.perToken, v.remaining, v.reset)
+	switch {
+	case b == Revoked:
+		writeSiadeJSONAPI(w, http.StatusUnauthorized, contentTypeRack, siadeBlacklisted(api))
+	case !v.networkAllowed:
+		writeSiadeJSONAPI(w, http.StatusForbidden, contentTypeRack, siadeForbiddenIP())
+	case !throttledUntil.IsZero():
+		writeSiadeThrottled(w, lim.perToken, throttledUntil, now)
+	case b == RateLimitedEmptyBody:
+		writeEmpty429(w, v.retryAfter)
+	case b == Unauthorized:
+		s.writeInvalid(api, w)
+	case b == Expired || (v.expired && (b == Healthy || b == Slow)):
+		if api == jetonv1alpha1.APIParticulier {
+			writeSiadeFlat(w, http.StatusUnauthorized, siadeExpiredToken(api))
+		} else {
+			writeSiadeJSONAPI(w, http.StatusUnauthorized, contentTypeRails, siadeExpiredToken(api))
+		}
+	case b == InsufficientPrivileges && api == jetonv1alpha1.APIParticulier:
+		// API Particulier v2 answers NotAuthorizedError with 401 access_denied.
+		writeParticulierAccessDenied(w, siadeInsufficientPrivileges(api))
+	case b == InsufficientPrivileges:
+		writeSiadeJSONAPI(w, http.StatusForbidden, contentTypeRails, siadeInsufficientPrivileges(api))
+	case b == Conflict && api == jetonv1alpha1.APIParticulier:
+		writeSiadeFlat(w, http.StatusConflict, siadeConflict())
+	case b == Conflict:
+		writeSiadeJSONAPI(w, http.StatusConflict, contentTypeRails, siadeConflict())
+	default:
+		s.respond(api, w, r, v, b, ok)
+	}
+}
+
+// respond writes the answers that do not depend on the API's error formats: healthy, slow,
+// down, server error; and the Démarches Numériques GraphQL field errors.
+func (s *Server) respond(api jetonv1alpha1.API, w http.ResponseWriter, r *http.Request, v view, b Behaviour, ok func(http.ResponseWriter, view)) {
 	switch b {
 	case Healthy:
 		ok(w, v)
@@ -262,6 +378,62 @@ func (s *Server) answer(api jetonv1alpha1.API, w http.ResponseWriter, r *http.Re
 		writeHTML(w, http.StatusBadGateway)
 	case ServerError:
 		writeHTML(w, http.StatusInternalServerError)
+	default:
+		s.writeDN(w, b)
+	}
+}
+
+// writeDN writes Démarches Numériques' GraphQL field errors (real or legacy shapes).
+func (s *Server) writeDN(w http.ResponseWriter, b Behaviour) {
+	if s.legacy {
+		writeDNFailure(w, b)
+		return
+	}
+	switch b {
+	case InsufficientPrivileges:
+		writeRaw(w, http.StatusOK, contentTypeRails, dnFieldError("An object of type Demarche was hidden due to permissions", "unauthorized"))
+	case NotFound:
+		writeRaw(w, http.StatusOK, contentTypeRails, dnFieldError("Demarche not found", "not_found"))
+	default:
+		panic(fmt.Sprintf("emulator: no Démarches Numériques answer for behaviour %q", b))
+	}
+}
+
+// writeEmpty429 is the 429 seen on API Entreprise's staging: no body, no RateLimit-*
+// headers, only Retry-After.
+func writeEmpty429(w http.ResponseWriter, retryAfter time.Duration) {
+	w.Header().Set("Retry-After", seconds(retryAfter))
+	w.WriteHeader(http.StatusTooManyRequests)
+}
+
+// answer answers a known token in the legacy shapes (WithLegacyShapes: what the APIs'
+// older documentation describes), kept to prove jeton reads them too.
+func (s *Server) answer(api jetonv1alpha1.API, w http.ResponseWriter, r *http.Request, v view, now time.Time, lim limit, ok func(http.ResponseWriter, view)) {
+	h := w.Header()
+	if !v.allowed {
+		setRateLimit(h, lim.perToken, 0, v.reset)
+		h.Set("Retry-After", seconds(v.reset.Sub(now)))
+		writeFailure(api, w, RateLimited)
+		return
+	}
+	b := v.behaviour
+	if (b == Healthy || b == Slow) && v.expired {
+		b = Expired // tokens expire on their own, like the real ones
+	}
+	switch b {
+	case RateLimited:
+		setRateLimit(h, lim.perToken, 0, now.Add(v.retryAfter))
+		h.Set("Retry-After", seconds(v.retryAfter))
+		writeFailure(api, w, RateLimited)
+		return
+	case RateLimitedEmptyBody:
+		writeEmpty429(w, v.retryAfter)
+		return
+	}
+	setRateLimit(h, lim.perToken, v.remaining, v.reset)
+	switch b {
+	case Healthy, Slow, Down, ServerError:
+		s.respond(api, w, r, v, b, ok)
 	default:
 		writeFailure(api, w, b)
 	}

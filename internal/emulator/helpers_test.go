@@ -32,7 +32,13 @@ func (c *fakeClock) Add(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
+// newTestServer is an emulator in the legacy shapes, which the older tests of this
+// package describe; newRealServer answers as the published backends (the default).
 func newTestServer(opts ...Option) (*Server, *fakeClock) {
+	return newRealServer(append([]Option{WithLegacyShapes()}, opts...)...)
+}
+
+func newRealServer(opts ...Option) (*Server, *fakeClock) {
 	c := &fakeClock{now: t0}
 	return New(append([]Option{WithClock(c.Now)}, opts...)...), c
 }

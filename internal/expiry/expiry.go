@@ -16,7 +16,8 @@ const (
 	Valid State = "Valid"
 	// ExpiringSoon: the token is inside the renewBefore window; it still works.
 	ExpiringSoon State = "ExpiringSoon"
-	// Expired: the token's expiry time has come; the API refuses it.
+	// Expired: the token's expiry time has come. The API refuses it unless it was
+	// prolonged: API Entreprise and API Particulier read the expiry from their database.
 	Expired State = "Expired"
 	// Unknown: no expiry is known (the token carries none and none was declared).
 	Unknown State = "Unknown"

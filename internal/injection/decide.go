@@ -165,8 +165,8 @@ func Judge(now time.Time, h *jetonv1alpha1.Habilitation) (v conditions.Verdict, 
 		// An expired token is harmless, so it stays injected: workloads get a clear 401
 		// from the API rather than a missing Secret.
 		v = *stalled(jetonv1alpha1.ReasonTokenExpired,
-			"the token (fingerprint %s) expired at %s and the API refuses it: renew it on the API portal and put the new token in Secret %s. The expired token stays in Secret %s, where it is harmless.",
-			st.TokenFingerprint, expiresAt, source, target)
+			"the token (fingerprint %s) expired at %s by the expiry it carries (or spec.expiresAt): renew it on the API portal and put the new token in Secret %s. If it was prolonged instead, the API still accepts it (it reads the expiry from its own records): put the new token string from the portal in Secret %s all the same, so that jeton tracks the real expiry. The token stays in Secret %s meanwhile.",
+			st.TokenFingerprint, expiresAt, source, source, target)
 	case len(missing) > 0:
 		// Still this client's own token, so it stays injected; calls needing the missing
 		// scopes will fail until the habilitation is extended.

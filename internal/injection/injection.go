@@ -272,17 +272,56 @@ func RestartFor(current string, spec *corev1.PodSpec, rotated map[string]string)
 	return next, uses
 }
 
-// maxListedWorkloads bounds the workloads an event names: a tenant decides how many of
-// its workloads use a Secret, and an event note is at most 1 KB.
-const maxListedWorkloads = 10
+// An event note is at most 1 KB (the API server refuses a longer one, and the event is
+// lost), and a tenant decides how many workloads use a Secret and how long their names
+// are (up to 253 characters). WorkloadList therefore bounds its result in bytes, not in
+// names: at most maxWorkloadListBytes, leaving room for the rest of the note (a namespace
+// of 63 characters and a Secret name of 253).
+const (
+	// maxListedWorkloads keeps the list readable.
+	maxListedWorkloads   = 10
+	maxWorkloadListBytes = 400
+	// maxWorkloadNameBytes bounds each name listed: longer ones are elided in the middle,
+	// so that one tenant's long names cannot crowd out the others.
+	maxWorkloadNameBytes = 80
+)
 
-// WorkloadList names at most maxListedWorkloads of names, then says how many more there
-// are.
+// WorkloadList names at most maxListedWorkloads of names, as many as fit in
+// maxWorkloadListBytes (each elided to maxWorkloadNameBytes), then says how many more
+// there are.
 func WorkloadList(names []string) string {
-	if len(names) <= maxListedWorkloads {
-		return strings.Join(names, ", ")
+	var b strings.Builder
+	for i, name := range names {
+		name = elide(name, maxWorkloadNameBytes)
+		sep := ""
+		if i > 0 {
+			sep = ", "
+		}
+		rest := ""
+		if i < len(names)-1 {
+			// Room for the count of those left out should the next name not fit.
+			rest = fmt.Sprintf(" and %d more", len(names)-i-1)
+		}
+		if i == maxListedWorkloads || b.Len()+len(sep)+len(name)+len(rest) > maxWorkloadListBytes {
+			fmt.Fprintf(&b, " and %d more", len(names)-i)
+			return b.String()
+		}
+		b.WriteString(sep)
+		b.WriteString(name)
 	}
-	return fmt.Sprintf("%s and %d more", strings.Join(names[:maxListedWorkloads], ", "), len(names)-maxListedWorkloads)
+	return b.String()
+}
+
+// elide shortens s to at most n bytes by replacing its middle with "…" (kind and the
+// start and end of a name are what tell workloads apart). Names are ASCII (DNS names),
+// so byte offsets are character offsets.
+func elide(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const dots = "…"
+	keep := n - len(dots)
+	return s[:keep/2] + dots + s[len(s)-(keep-keep/2):]
 }
 
 // Kind of a token binding.

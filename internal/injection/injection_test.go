@@ -1,6 +1,7 @@
 package injection
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -402,6 +403,63 @@ func TestUpToDateDigestForm(t *testing.T) {
 			}
 			if got := UpToDate(s, desired); got != tt.want {
 				t.Errorf("UpToDate(secret) = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestWorkloadListBoundedInBytes: the Restarted event's list of workloads stays within its
+// byte budget whatever the tenant's names (up to 253 characters) and count, and says how
+// many it left out, so that the event note stays under the API's 1 KB.
+func TestWorkloadListBoundedInBytes(t *testing.T) {
+	long := func(i int) string { return fmt.Sprintf("Deployment/%03d-%s", i, strings.Repeat("x", 249)) }
+	tests := []struct {
+		name      string
+		names     []string
+		want      string // exact, when set
+		wantCount int    // how many named (the rest counted)
+	}{
+		{name: "none", names: nil, want: ""},
+		{name: "few short names: all named", names: []string{"Deployment/a", "StatefulSet/b"}, want: "Deployment/a, StatefulSet/b"},
+		{name: "one long name: elided", names: []string{long(1)}, wantCount: 1},
+		{name: "ten names of 253 characters", names: func() (n []string) {
+			for i := range 10 {
+				n = append(n, long(i))
+			}
+			return n
+		}(), wantCount: 4},
+		{name: "a thousand short names", names: func() (n []string) {
+			for i := range 1000 {
+				n = append(n, fmt.Sprintf("Deployment/app-%04d", i))
+			}
+			return n
+		}(), wantCount: maxListedWorkloads},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := WorkloadList(tt.names)
+			if len(got) > maxWorkloadListBytes {
+				t.Errorf("WorkloadList: %d bytes, want at most %d", len(got), maxWorkloadListBytes)
+			}
+			if tt.want != "" || len(tt.names) == 0 {
+				if got != tt.want {
+					t.Errorf("WorkloadList = %q, want %q", got, tt.want)
+				}
+				return
+			}
+			named := strings.Count(got, ", ") + 1
+			if named != tt.wantCount {
+				t.Errorf("WorkloadList named %d workloads, want %d: %q", named, tt.wantCount, got)
+			}
+			if left := len(tt.names) - named; left > 0 && !strings.HasSuffix(got, fmt.Sprintf(" and %d more", left)) {
+				t.Errorf("WorkloadList = %q, want it to end with \" and %d more\"", got, left)
+			}
+			// The whole note the Habilitation reconciler builds, with the longest namespace
+			// and Secret names, stays under the API's 1 KB.
+			note := fmt.Sprintf("Restarted %d workload(s) in namespace %s using Secret %s for the new token: %s.",
+				len(tt.names), strings.Repeat("n", 63), strings.Repeat("s", 253), got)
+			if len(note) > 1024 {
+				t.Errorf("the Restarted note is %d bytes, over the API's 1024", len(note))
 			}
 		})
 	}

@@ -62,6 +62,36 @@ func PodSecurity(level jetonv1alpha1.PodSecurityLevel) jetonv1alpha1.PodSecurity
 	return level
 }
 
+// podSecurityRank orders the Pod Security levels from the most permissive.
+var podSecurityRank = map[jetonv1alpha1.PodSecurityLevel]int{
+	jetonv1alpha1.PodSecurityPrivileged: 0,
+	jetonv1alpha1.PodSecurityBaseline:   1,
+	jetonv1alpha1.PodSecurityRestricted: 2,
+}
+
+// ParsePodSecurityLevel checks a Pod Security level given on the command line.
+func ParsePodSecurityLevel(s string) (jetonv1alpha1.PodSecurityLevel, error) {
+	level := jetonv1alpha1.PodSecurityLevel(s)
+	if _, ok := podSecurityRank[level]; !ok {
+		return "", fmt.Errorf("%q is not a Pod Security level: privileged, baseline or restricted", s)
+	}
+	return level, nil
+}
+
+// BelowFloor reports whether the Pod Security level a spec asks for (empty: the default,
+// restricted) is more permissive than floor. An empty floor is no floor; an unknown level
+// (a CRD installed without its enum) is below every floor: jeton cannot tell what it allows.
+func BelowFloor(level, floor jetonv1alpha1.PodSecurityLevel) bool {
+	if floor == "" {
+		return false
+	}
+	rank, ok := podSecurityRank[PodSecurity(level)]
+	if !ok {
+		rank = -1
+	}
+	return rank < podSecurityRank[floor]
+}
+
 // Namespace returns the server-side apply configuration of a client namespace. It holds
 // only jeton's labels, so applying it never removes labels or annotations others set.
 func Namespace(name, clientName string, level jetonv1alpha1.PodSecurityLevel) *corev1ac.NamespaceApplyConfiguration {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
@@ -27,6 +28,9 @@ type Facts struct {
 	// Reserved says why the client's target namespace may never be a client namespace
 	// (credentials, operator, Kubernetes' own, --reserved-namespaces); "" when it may.
 	Reserved string
+	// PodSecurityFloor is the most permissive Pod Security level a client's editor may ask
+	// for (--pod-security-floor, set by the cluster admin); empty: none.
+	PodSecurityFloor jetonv1alpha1.PodSecurityLevel
 	// Claim is the ownership decision on the target namespace (Decide), nil until the
 	// namespace was claimed: Judge then rules on the spec alone.
 	Claim *Decision
@@ -58,7 +62,7 @@ type Judgement struct {
 // a client that passes them all is Ready once its namespace is kept.
 func Judge(f Facts) Judgement {
 	for _, check := range []func(Facts) (Judgement, bool){
-		invalidSIRET, reserved, unclaimed, ownedElsewhere, terminating, vanished,
+		invalidSIRET, reserved, belowFloor, unclaimed, ownedElsewhere, terminating, vanished,
 	} {
 		if j, ok := check(f); ok {
 			return j
@@ -88,6 +92,21 @@ func reserved(f Facts) (Judgement, bool) {
 		f.Client.TargetNamespace(), f.Reserved))
 	j.Forget = true
 	return j, true
+}
+
+// belowFloor: labelling a namespace privileged is a cluster admin's power (patch
+// namespaces); whoever may edit a PublicClient must not gain it through jeton. A level below
+// the floor is refused before the namespace is claimed: nothing is created or labelled, so
+// a namespace keeps the labels it had (and its tokens: refusing a spec edit does not cut a
+// running client off).
+func belowFloor(f Facts) (Judgement, bool) {
+	level := f.Client.Spec.Isolation.PodSecurity
+	if !BelowFloor(level, f.PodSecurityFloor) {
+		return Judgement{}, false
+	}
+	return stalled(jetonv1alpha1.ReasonPodSecurityBelowFloor, fmt.Sprintf(
+		"spec.isolation.podSecurity %s is below the operator's floor %s (--pod-security-floor): namespace %s keeps the labels it has. Ask for %s or stricter, or have the cluster admin lower the floor",
+		PodSecurity(level), f.PodSecurityFloor, f.Client.TargetNamespace(), f.PodSecurityFloor)), true
 }
 
 // unclaimed: the spec allows the namespace; who owns it is decided by claiming it.
@@ -163,4 +182,51 @@ func Adopted(client *jetonv1alpha1.PublicClient, recordedUID types.UID, ns *core
 		how = "which jeton created for a PublicClient of this name and retained"
 	}
 	return fmt.Sprintf("Adopted namespace %s, %s", ns.Name, how)
+}
+
+// NamespaceDeleteGrace is how long namespacePolicy Delete must have been in place, as jeton
+// saw it, before jeton deletes a namespace it created under Retain: whoever may edit a
+// PublicClient must not be able to destroy the tenant's data by switching the policy just
+// before deleting the client. A day leaves the vendor's admins time to see the change (the
+// NamespacePolicyDelete event) and revert it.
+const NamespaceDeleteGrace = 24 * time.Hour
+
+// DeleteSince is the namespaceDeleteSince a pass at now records: when Delete was first
+// seen (kept while the policy stays Delete), nil under Retain. The pass that creates the
+// namespace records its creation time (created), so that DeleteAllowed knows Delete was
+// there from the start.
+func DeleteSince(policy jetonv1alpha1.NamespacePolicy, since *metav1.Time, created *metav1.Time, now time.Time) *metav1.Time {
+	switch {
+	case policy != jetonv1alpha1.NamespacePolicyDelete:
+		return nil
+	case since != nil:
+		return since
+	case created != nil:
+		return created.DeepCopy()
+	}
+	// Rounded up to the second, the precision status keeps: a switch made in the second
+	// jeton created the namespace must not read as made at its creation.
+	t := metav1.NewTime(now.Truncate(time.Second))
+	if !t.Time.Equal(now) {
+		t = metav1.NewTime(t.Add(time.Second))
+	}
+	return &t
+}
+
+// DeleteAllowed says whether a client whose policy is Delete, recorded since since, may
+// have its namespace (created at nsCreated, by jeton) deleted at now: Delete was recorded
+// when jeton created the namespace, or NamespaceDeleteGrace ago. why says why not.
+func DeleteAllowed(policy jetonv1alpha1.NamespacePolicy, since *metav1.Time, nsCreated, now time.Time) (ok bool, why string) {
+	switch {
+	case policy != jetonv1alpha1.NamespacePolicyDelete:
+		return false, "namespacePolicy Retain"
+	case since == nil:
+		return false, fmt.Sprintf("namespacePolicy Delete was never recorded by jeton before the deletion; it takes effect %s after jeton records it", NamespaceDeleteGrace)
+	case !since.Time.After(nsCreated):
+		return true, ""
+	case now.Sub(since.Time) >= NamespaceDeleteGrace:
+		return true, ""
+	}
+	return false, fmt.Sprintf("namespacePolicy Delete was set %s ago, after the namespace was created: it takes effect only after %s, so that an editor cannot delete the tenant's data by switching it just before deleting the client",
+		now.Sub(since.Time).Round(time.Second), NamespaceDeleteGrace)
 }

@@ -30,6 +30,9 @@ func TestJudge(t *testing.T) {
 	noPolicy := func(c *jetonv1alpha1.PublicClient) {
 		c.Spec.Isolation = jetonv1alpha1.Isolation{NetworkPolicy: jetonv1alpha1.NetworkPolicyDisabled, PodSecurity: jetonv1alpha1.PodSecurityBaseline}
 	}
+	privileged := func(c *jetonv1alpha1.PublicClient) {
+		c.Spec.Isolation.PodSecurity = jetonv1alpha1.PodSecurityPrivileged
+	}
 	claimed := func(v Verdict, origin jetonv1alpha1.NamespaceOrigin, message string) *Decision {
 		return &Decision{Verdict: v, Origin: origin, Message: message}
 	}
@@ -52,6 +55,16 @@ func TestJudge(t *testing.T) {
 			Judgement{Verdict: conditions.Verdict{State: conditions.Stalled, Reason: jetonv1alpha1.ReasonNamespaceReserved, Warning: true}, Announce: true, Forget: true},
 			[]string{"namespace ns-mairie is reserved (" + reservedWhy + ")", "spec.namespace"}},
 		{"a namespace the spec allows is claimed", Facts{Client: client()},
+			Judgement{Claim: true}, nil},
+		{"PodSecurityBelowFloor: privileged under the baseline floor, before any claim", Facts{Client: client(privileged), PodSecurityFloor: jetonv1alpha1.PodSecurityBaseline},
+			Judgement{Verdict: conditions.Verdict{State: conditions.Stalled, Reason: jetonv1alpha1.ReasonPodSecurityBelowFloor, Warning: true}, Announce: true},
+			[]string{"spec.isolation.podSecurity privileged is below the operator's floor baseline", "--pod-security-floor", "namespace ns-mairie keeps the labels it has"}},
+		{"PodSecurityBelowFloor: baseline under a restricted floor", Facts{Client: client(noPolicy), PodSecurityFloor: jetonv1alpha1.PodSecurityRestricted},
+			Judgement{Verdict: conditions.Verdict{State: conditions.Stalled, Reason: jetonv1alpha1.ReasonPodSecurityBelowFloor, Warning: true}, Announce: true},
+			[]string{"baseline is below the operator's floor restricted"}},
+		{"privileged allowed once the admin lowers the floor", Facts{Client: client(privileged), PodSecurityFloor: jetonv1alpha1.PodSecurityPrivileged},
+			Judgement{Claim: true}, nil},
+		{"the default (restricted) meets any floor", Facts{Client: client(), PodSecurityFloor: jetonv1alpha1.PodSecurityRestricted},
 			Judgement{Claim: true}, nil},
 		{"NamespaceOwnedElsewhere", Facts{Client: client(), Claim: claimed(OwnedElsewhere, "", "namespace ns-mairie belongs to PublicClient \"region\"")},
 			Judgement{Verdict: conditions.Verdict{State: conditions.Stalled, Reason: jetonv1alpha1.ReasonNamespaceOwnedElsewhere, Warning: true}, Announce: true, Forget: true, RequeueAfter: OwnedElsewhereRetry},
@@ -120,5 +133,86 @@ func TestAdopted(t *testing.T) {
 				t.Errorf("Adopted = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestBelowFloor(t *testing.T) {
+	const (
+		p = jetonv1alpha1.PodSecurityPrivileged
+		b = jetonv1alpha1.PodSecurityBaseline
+		r = jetonv1alpha1.PodSecurityRestricted
+	)
+	tests := []struct {
+		level, floor jetonv1alpha1.PodSecurityLevel
+		want         bool
+	}{
+		{p, "", false}, {p, p, false}, {p, b, true}, {p, r, true},
+		{b, p, false}, {b, b, false}, {b, r, true},
+		{r, r, false}, {"", r, false}, // empty: the CRD's default, restricted
+		{"unknown", p, true}, {"unknown", b, true},
+	}
+	for _, tt := range tests {
+		if got := BelowFloor(tt.level, tt.floor); got != tt.want {
+			t.Errorf("BelowFloor(%q, %q) = %v, want %v", tt.level, tt.floor, got, tt.want)
+		}
+	}
+	for _, s := range []string{"privileged", "baseline", "restricted"} {
+		if l, err := ParsePodSecurityLevel(s); err != nil || string(l) != s {
+			t.Errorf("ParsePodSecurityLevel(%q) = %q, %v", s, l, err)
+		}
+	}
+	for _, s := range []string{"", "Privileged", "none"} {
+		if _, err := ParsePodSecurityLevel(s); err == nil {
+			t.Errorf("ParsePodSecurityLevel(%q) accepted", s)
+		}
+	}
+}
+
+// TestDeleteAllowed: a namespace is deleted only when Delete was recorded as it was created,
+// or NamespaceDeleteGrace before the deletion; an editor switching to Delete just before
+// deleting the client deletes nothing.
+func TestDeleteAllowed(t *testing.T) {
+	created := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *metav1.Time { t := metav1.NewTime(created.Add(d)); return &t }
+	del, ret := jetonv1alpha1.NamespacePolicyDelete, jetonv1alpha1.NamespacePolicyRetain
+	tests := []struct {
+		name    string
+		policy  jetonv1alpha1.NamespacePolicy
+		since   *metav1.Time
+		now     time.Duration
+		want    bool
+		wantWhy string
+	}{
+		{"Delete when the namespace was created", del, at(0), time.Minute, true, ""},
+		{"Delete switched on a second after the creation", del, at(time.Second), time.Minute, false, "set 59s ago"},
+		{"Retain", ret, nil, time.Hour, false, "namespacePolicy Retain"},
+		{"Delete switched on just before the deletion", del, at(72 * time.Hour), 72*time.Hour + 5*time.Second, false, "set 5s ago, after the namespace was created"},
+		{"Delete switched on an hour before", del, at(72 * time.Hour), 73 * time.Hour, false, "takes effect only after 24h0m0s"},
+		{"Delete in place for the grace period", del, at(72 * time.Hour), 72*time.Hour + NamespaceDeleteGrace, true, ""},
+		{"Delete never recorded (status lost)", del, nil, time.Hour, false, "never recorded"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ok, why := DeleteAllowed(tt.policy, tt.since, created, created.Add(tt.now))
+			if ok != tt.want || !strings.Contains(why, tt.wantWhy) {
+				t.Errorf("DeleteAllowed = %v, %q; want %v, %q", ok, why, tt.want, tt.wantWhy)
+			}
+		})
+	}
+	now := created.Add(time.Hour)
+	if DeleteSince(ret, at(0), nil, now) != nil {
+		t.Error("Retain keeps namespaceDeleteSince")
+	}
+	if got := DeleteSince(del, at(0), nil, now); !got.Time.Equal(created) {
+		t.Errorf("Delete moved namespaceDeleteSince to %v", got)
+	}
+	if got := DeleteSince(del, nil, nil, now); got == nil || !got.Time.Equal(now) {
+		t.Errorf("Delete first seen: namespaceDeleteSince %v, want %v", got, now)
+	}
+	if got := DeleteSince(del, nil, nil, created.Add(300*time.Millisecond)); got == nil || !got.Time.Equal(created.Add(time.Second)) {
+		t.Errorf("Delete first seen within the namespace's creation second: namespaceDeleteSince %v, want the next second", got)
+	}
+	if got := DeleteSince(del, nil, at(0), now); got == nil || !got.Time.Equal(created) {
+		t.Errorf("Delete seen as jeton creates the namespace: namespaceDeleteSince %v, want its creation %v", got, created)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
+	"github.com/jeton-dev/jeton/internal/probe"
 )
 
 // Kind label values.
@@ -41,6 +42,9 @@ const (
 		"Absent before the first probe and while the TechnicalToken is suspended."
 	probeIntervalHelp = "Seconds between two probes of a TechnicalToken (spec.interval), present only while jeton schedules its probes " +
 		"(not suspended, token Secret found and usable): the alerts compare it with the age of the last probe."
+	hostUnreachableHelp = "1 when the last probe of every scheduled TechnicalToken of an API host got no HTTP answer (timeout, reset, " +
+		"refused connection), else 0: the vendor's address (a 12-hour IP ban) or the network, not the tokens. One series per host " +
+		"that some scheduled TechnicalToken probes."
 )
 
 var (
@@ -52,6 +56,9 @@ var (
 	probeSuccessDesc  = prometheus.NewDesc(ProbeSuccessName, probeSuccessHelp, probeLabels, nil)
 	probeLastDesc     = prometheus.NewDesc(ProbeLastName, probeLastHelp, probeLabels, nil)
 	probeIntervalDesc = prometheus.NewDesc(ProbeIntervalName, probeIntervalHelp, probeLabels, nil)
+	// host is bounded by what jeton probes: only hosts the API host policy allows are ever
+	// scheduled (status.nextProbeTime is cleared for a refused one).
+	hostUnreachableDesc = prometheus.NewDesc(HostUnreachableName, hostUnreachableHelp, []string{"host"}, nil)
 )
 
 // defaultProbeInterval is the CRD default of spec.interval, for objects read before defaulting.
@@ -76,6 +83,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- probeSuccessDesc
 	ch <- probeLastDesc
 	ch <- probeIntervalDesc
+	ch <- hostUnreachableDesc
 }
 
 // Collect implements prometheus.Collector. A kind that cannot be listed is logged, counted in
@@ -109,16 +117,16 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			if t.Spec.Suspend {
 				continue
 			}
-			probe := []string{t.Namespace, t.Name, string(t.Spec.API), env}
+			series := []string{t.Namespace, t.Name, string(t.Spec.API), env}
 			if t.Status.LastResult != nil {
 				ch <- prometheus.MustNewConstMetric(probeSuccessDesc, prometheus.GaugeValue,
-					boolValue(t.Status.LastResult.Reason == jetonv1alpha1.ReasonProbeSucceeded), probe...)
+					boolValue(t.Status.LastResult.Reason == jetonv1alpha1.ReasonProbeSucceeded), series...)
 			}
 			// The age of the last probe is what tells a prober that has stopped: its other
 			// series keep their last values.
 			if t.Status.LastProbeTime != nil {
 				ch <- prometheus.MustNewConstMetric(probeLastDesc, prometheus.GaugeValue,
-					float64(t.Status.LastProbeTime.Unix()), probe...)
+					float64(t.Status.LastProbeTime.Unix()), series...)
 			}
 			// The reconciler sets nextProbeTime exactly when it schedules probes (it clears it
 			// for a stalled token or a missing Secret), so the interval is published only for
@@ -129,8 +137,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 				if t.Spec.Interval != nil && t.Spec.Interval.Duration > 0 {
 					interval = t.Spec.Interval.Duration
 				}
-				ch <- prometheus.MustNewConstMetric(probeIntervalDesc, prometheus.GaugeValue, interval.Seconds(), probe...)
+				ch <- prometheus.MustNewConstMetric(probeIntervalDesc, prometheus.GaugeValue, interval.Seconds(), series...)
 			}
+		}
+		for _, h := range probe.HostHealths(tts.Items) {
+			ch <- prometheus.MustNewConstMetric(hostUnreachableDesc, prometheus.GaugeValue, boolValue(h.Unreachable()), h.Host)
 		}
 	}
 

@@ -387,3 +387,34 @@ jeton_probe_interval_seconds{api="APIParticulier",environment="staging",name="tt
 		t.Fatal(err)
 	}
 }
+
+// TestCollectorExposesHostUnreachable: one series per API host that a scheduled
+// TechnicalToken probes, 1 only when none of them got an answer at its last probe.
+func TestCollectorExposesHostUnreachable(t *testing.T) {
+	next := metav1.NewTime(time.Date(2026, 6, 1, 10, 5, 0, 0, time.UTC))
+	timedOut := &jetonv1alpha1.ProbeResult{Reason: jetonv1alpha1.ReasonTimeout}
+	revoked := &jetonv1alpha1.ProbeResult{Reason: jetonv1alpha1.ReasonRevoked, HTTPStatus: 401}
+	tt := func(name, baseURL string, r *jetonv1alpha1.ProbeResult, scheduled bool) *jetonv1alpha1.TechnicalToken {
+		tt := technicalToken(name, ready(metav1.ConditionFalse, r.Reason), r)
+		tt.Spec.BaseURL = baseURL
+		tt.Status.ConsecutiveFailures = 3
+		if scheduled {
+			tt.Status.NextProbeTime = &next
+		}
+		return tt
+	}
+	c := NewCollector(fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(
+		tt("a", "https://banned.example", timedOut, true),
+		tt("b", "https://BANNED.example/", timedOut, true),
+		tt("c", "https://answering.example", timedOut, true),
+		tt("d", "https://answering.example", revoked, true),
+		tt("e", "https://refused.example", timedOut, false), // not scheduled: says nothing
+	).Build())
+	want := header(HostUnreachableName, hostUnreachableHelp, "gauge") + `
+jeton_api_host_unreachable{host="answering.example"} 0
+jeton_api_host_unreachable{host="banned.example"} 1
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), HostUnreachableName); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -29,6 +29,7 @@ const (
 	ProbeSuccessName    = "jeton_probe_success"
 	ProbeLastName       = "jeton_probe_last_timestamp_seconds"
 	ProbeIntervalName   = "jeton_probe_interval_seconds"
+	HostUnreachableName = "jeton_api_host_unreachable"
 	ProbeDurationName   = "jeton_probe_duration_seconds"
 	ProbeTotalName      = "jeton_probe_total"
 	WorkloadRestartName = "jeton_workload_restarts_total"

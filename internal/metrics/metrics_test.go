@@ -142,7 +142,7 @@ func TestAlertRulesUseExposedMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	known := []string{TokenExpirationName, ResourceReadyName, ProbeSuccessName, ProbeLastName, ProbeIntervalName,
-		ProbeDurationName, ProbeTotalName, WorkloadRestartName, CollectErrorsName}
+		ProbeDurationName, ProbeTotalName, WorkloadRestartName, CollectErrorsName, HostUnreachableName}
 	used := regexp.MustCompile(`jeton_[a-z_]+`).FindAllString(string(rules), -1)
 	if len(used) == 0 {
 		t.Fatal("no jeton metric found in the PrometheusRule")

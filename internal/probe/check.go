@@ -130,7 +130,7 @@ func classifyError(ctx context.Context, u *url.URL, err error, timeout time.Dura
 	var netErr net.Error
 	if errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded || (errors.As(err, &netErr) && netErr.Timeout()) {
 		return Result{Reason: jetonv1alpha1.ReasonTimeout,
-			Message: fmt.Sprintf("no answer from %s within %s: the API is slow or a firewall drops the traffic; raise spec.timeout if the API is just slow", host, timeout)}
+			Message: fmt.Sprintf("no answer from %s within %s", host, timeout)}
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"strings"
 	"time"
@@ -47,8 +48,8 @@ type Result struct {
 // Succeeded reports whether the token check passed.
 func (r Result) Succeeded() bool { return r.Reason == jetonv1alpha1.ReasonProbeSucceeded }
 
-// apiError covers both error formats: API Entreprise/Particulier `{"errors":[{"code":...}]}`
-// and GraphQL `{"errors":[{"message":...,"extensions":{"code":...}}]}`.
+// apiError is one error object: API Entreprise's and API Particulier's JSON:API format
+// `{"errors":[{"code":...}]}` and GraphQL's `{"errors":[{"message":...,"extensions":{"code":...}}]}`.
 type apiError struct {
 	Code       string `json:"code"`
 	Message    string `json:"message"`
@@ -57,19 +58,86 @@ type apiError struct {
 	} `json:"extensions"`
 }
 
+// body is what the classification reads of an answer. The APIs use three error formats
+// (DESIGN.md §1, datagouv/apistration siade/app/serializers/errors_serializer.rb and
+// siade/app/controllers/api_particulier/v2/base_controller.rb):
+//   - JSON:API: `{"errors":[{"code":"00101","title":…,"detail":…,"source":…,"meta":{}}]}`;
+//   - siade's "flat" format: `{"errors":["Votre token est expiré…"]}` (strings, no code);
+//   - API Particulier v2's own: `{"error":"access_denied","reason":…,"message":…}`.
+//
+// Fields whose type varies between formats are decoded one by one, so that one format
+// never makes the others unreadable.
 type body struct {
-	Errors     []apiError      `json:"errors"`
-	Privileges []string        `json:"privileges"`
-	Scopes     []string        `json:"scopes"`
-	Data       json.RawMessage `json:"data"`
+	// Objects are the error objects of "errors", Flat its strings.
+	Objects []apiError
+	Flat    []string
+	// FlatError is the "error" word of API Particulier v2's format, when code-shaped, and
+	// FlatMessage its "message" (only matched against documented texts, never copied).
+	FlatError, FlatMessage string
+	// Privileges is API Entreprise's list, top-level (legacy) or under "data" (siade's
+	// current controller); nil when the answer has none.
+	Privileges []string
+	Scopes     []string
+	Data       json.RawMessage
+}
+
+// decodeBody decodes raw; ok is false when it is not a JSON object.
+func decodeBody(raw []byte) (b body, ok bool) {
+	var top struct {
+		Errors     json.RawMessage `json:"errors"`
+		Error      json.RawMessage `json:"error"`
+		Message    json.RawMessage `json:"message"`
+		Privileges json.RawMessage `json:"privileges"`
+		Scopes     json.RawMessage `json:"scopes"`
+		Data       json.RawMessage `json:"data"`
+	}
+	if len(raw) == 0 || json.Unmarshal(raw, &top) != nil {
+		return b, false
+	}
+	// An "errors" list is either objects or strings; anything else is no error list.
+	if json.Unmarshal(top.Errors, &b.Objects) != nil {
+		b.Objects = nil
+		if json.Unmarshal(top.Errors, &b.Flat) != nil {
+			b.Flat = nil
+		}
+	}
+	var word string
+	if json.Unmarshal(top.Error, &word) == nil && plainCode(word) {
+		b.FlatError = word
+		if json.Unmarshal(top.Message, &word) == nil {
+			b.FlatMessage = word
+		}
+	}
+	b.Data = top.Data
+	b.Privileges = stringList(top.Privileges)
+	b.Scopes = stringList(top.Scopes)
+	if b.Privileges == nil {
+		var data struct {
+			Privileges json.RawMessage `json:"privileges"`
+		}
+		if json.Unmarshal(top.Data, &data) == nil {
+			b.Privileges = stringList(data.Privileges)
+		}
+	}
+	return b, true
+}
+
+// stringList decodes a JSON list of strings; nil when raw is absent or anything else
+// (null included: a list that is not there is not an empty list).
+func stringList(raw json.RawMessage) []string {
+	var l []string
+	if len(raw) == 0 || json.Unmarshal(raw, &l) != nil || l == nil {
+		return nil
+	}
+	return l
 }
 
 // firstCode returns the first error code of the body, whichever format it uses. Only
-// codes that look like the APIs' own (00101, forbidden, too_many_requests) are kept: the
-// code goes into status, events and logs, and a proxy or a wrong base URL may put
-// anything there, the echoed token included (found by FuzzClassify).
+// codes that look like the APIs' own (00101, forbidden, too_many_requests, access_denied)
+// are kept: the code goes into status, events and logs, and a proxy or a wrong base URL
+// may put anything there, the echoed token included (found by FuzzClassify).
 func (b body) firstCode() string {
-	for _, e := range b.Errors {
+	for _, e := range b.Objects {
 		for _, c := range []string{e.Code, e.Extensions.Code} {
 			if c != "" {
 				if !plainCode(c) {
@@ -79,7 +147,7 @@ func (b body) firstCode() string {
 			}
 		}
 	}
-	return ""
+	return b.FlatError
 }
 
 // maxCodeLen is longer than any documented code and shorter than any token.
@@ -99,15 +167,39 @@ func plainCode(c string) bool {
 	return len(c) <= maxCodeLen && codeRE.MatchString(c)
 }
 
-// firstMessage returns the first GraphQL error message. Only used to recognise the
-// Démarches Numériques "Token expired" answer, never copied into our messages.
+// firstMessage returns the first error message: a GraphQL message or a flat error string.
+// Only used to recognise a documented answer, never copied into our messages.
 func (b body) firstMessage() string {
-	for _, e := range b.Errors {
+	for _, e := range b.Objects {
 		if e.Message != "" {
 			return e.Message
 		}
 	}
-	return ""
+	if len(b.Flat) > 0 {
+		return b.Flat[0]
+	}
+	return b.FlatMessage
+}
+
+// forbiddenNetworkRE matches Démarches Numériques' refusal of the caller's address
+// (demarches-simplifiees.fr app/controllers/api/v2/base_controller.rb,
+// ensure_authorized_network): "Request issued from a forbidden network. Add
+// <address>/<prefix> to your allowed adresses in your /profil".
+var forbiddenNetworkRE = regexp.MustCompile(`^Request issued from a forbidden network\. Add (\S{1,64}) to your allowed`)
+
+// forbiddenNetwork reports whether msg is that refusal, and the address it names when it
+// is a valid IP prefix (the only part of the message that reaches ours: parsed, so
+// nothing else can ride along).
+func forbiddenNetwork(msg string) (bool, string) {
+	if !strings.HasPrefix(msg, "Request issued from a forbidden network") {
+		return false, ""
+	}
+	if m := forbiddenNetworkRE.FindStringSubmatch(msg); m != nil {
+		if p, err := netip.ParsePrefix(m[1]); err == nil {
+			return true, p.String()
+		}
+	}
+	return true, ""
 }
 
 // Classify classifies one answer of an API's token check, received now. It tolerates empty
@@ -119,8 +211,7 @@ func Classify(api jetonv1alpha1.API, status int, header http.Header, raw []byte)
 // ClassifyAt is Classify for an answer received at now, the time an HTTP-date Retry-After
 // is counted from.
 func ClassifyAt(api jetonv1alpha1.API, status int, header http.Header, raw []byte, now time.Time) Result {
-	var b body
-	parsed := len(raw) > 0 && json.Unmarshal(raw, &b) == nil
+	b, parsed := decodeBody(raw)
 	code := b.firstCode()
 	r := Result{HTTPStatus: status, Code: code}
 	set := func(reason, format string, args ...any) Result {
@@ -138,19 +229,34 @@ func ClassifyAt(api jetonv1alpha1.API, status int, header http.Header, raw []byt
 			"the API answered 429 Too Many Requests%s%s; jeton backs off every probe of this host until the API allows requests again. If this persists, something else is using the vendor's quota", withCode, waitNote(header, now))
 
 	case status == http.StatusUnauthorized:
+		msg := strings.ToLower(b.firstMessage())
 		switch {
-		case api == jetonv1alpha1.DemarchesNumeriques && strings.Contains(strings.ToLower(b.firstMessage()), "expired"):
+		case api == jetonv1alpha1.DemarchesNumeriques && strings.Contains(msg, "expired"):
 			return set(jetonv1alpha1.ReasonExpired, "the API says the token has expired (401%s): generate a new token in the Démarches Numériques administrator profile and update the Secret", withCode)
 		case code == "00103":
 			return set(jetonv1alpha1.ReasonExpired, "the API says the token has expired (401, code 00103): renew it on the API portal and update the Secret")
+		case code == "" && len(b.Flat) > 0 && strings.Contains(msg, "expiré"):
+			// siade's flat format (API Particulier v2): the expiry error has no code.
+			return set(jetonv1alpha1.ReasonExpired, "the API says the token has expired (401): renew it on the API portal and update the Secret")
 		case code == "00105":
 			return set(jetonv1alpha1.ReasonRevoked, "the API says the token was revoked (401, code 00105): ask for a new token on the API portal and update the Secret")
+		case code == "access_denied" && strings.Contains(msg, "privilèges sont insuffisants"):
+			// API Particulier v2 answers insufficient privileges with 401 access_denied.
+			return set(jetonv1alpha1.ReasonInsufficientPrivileges, "the token is valid but lacks the privileges for the check (401, code access_denied): ask the API to grant them")
 		default:
 			return set(jetonv1alpha1.ReasonUnauthorized, "the API rejected the token (401%s): check that the Secret holds the complete technical token for this API and environment", withCode)
 		}
 
 	case status == http.StatusForbidden:
+		isNetwork, address := forbiddenNetwork(b.firstMessage())
 		switch {
+		case code == "00107":
+			return set(jetonv1alpha1.ReasonNetworkNotAllowed, "the API refuses this token from the address jeton calls from (403, code 00107): the token has an IP allow-list that does not include the cluster's egress address. The token itself is fine, do not regenerate it: add the cluster's egress address to the token's allowed IPs on the API portal")
+		case api == jetonv1alpha1.DemarchesNumeriques && code == "forbidden" && isNetwork:
+			if address != "" {
+				return set(jetonv1alpha1.ReasonNetworkNotAllowed, "the API refuses this token from %s, the address jeton calls from (403, code forbidden): the token's allowed networks do not include it. The token itself is fine, do not regenerate it: add %s (the cluster's egress address) to the token's allowed networks in the Démarches Numériques administrator profile (/profil)", address, address)
+			}
+			return set(jetonv1alpha1.ReasonNetworkNotAllowed, "the API refuses this token from the address jeton calls from (403, code forbidden): the token's allowed networks do not include the cluster's egress address. The token itself is fine, do not regenerate it: add that address to the token's allowed networks in the Démarches Numériques administrator profile (/profil)")
 		case code == "00100":
 			return set(jetonv1alpha1.ReasonInsufficientPrivileges, "the token is valid but lacks the privileges for the check (403, code 00100): ask the API to grant them")
 		case api == jetonv1alpha1.DemarchesNumeriques:
@@ -188,7 +294,7 @@ func classifyOK(api jetonv1alpha1.API, r Result, b body, parsed bool) Result {
 	switch api {
 	case jetonv1alpha1.APIEntreprise:
 		if b.Privileges == nil {
-			return unexpected("the API answered 200 without a privileges list: check that the base URL points at API Entreprise")
+			return unexpected("the API answered 200 without a privileges list (neither data.privileges nor privileges): check that the base URL points at API Entreprise")
 		}
 		r.Privileges, r.IgnoredPrivileges = sanitize.ScopeNames(b.Privileges)
 		ignored = "privilege"
@@ -209,7 +315,7 @@ func classifyOK(api jetonv1alpha1.API, r Result, b body, parsed bool) Result {
 				ID string `json:"id"`
 			} `json:"demarche"`
 		}
-		if json.Unmarshal(b.Data, &data) != nil || data.Demarche == nil || len(b.Errors) > 0 {
+		if json.Unmarshal(b.Data, &data) != nil || data.Demarche == nil || len(b.Objects) > 0 || len(b.Flat) > 0 {
 			switch r.Code {
 			case "unauthorized":
 				r.Reason = jetonv1alpha1.ReasonInsufficientPrivileges

@@ -36,6 +36,7 @@ var fuzzAPIs = []jetonv1alpha1.API{jetonv1alpha1.APIEntreprise, jetonv1alpha1.AP
 // InternalError are for requests that got no answer, never for Classify.
 var classifyReasons = []string{
 	jetonv1alpha1.ReasonProbeSucceeded,
+	jetonv1alpha1.ReasonNetworkNotAllowed,
 	jetonv1alpha1.ReasonUnauthorized,
 	jetonv1alpha1.ReasonExpired,
 	jetonv1alpha1.ReasonRevoked,
@@ -90,6 +91,19 @@ func classifySeeds() []classifySeed {
 		{dn, 403, "", `{"errors":[{"message":"Without a token, only persisted queries are allowed","extensions":{"code":"forbidden"}}]}`},
 		{dn, 429, "60", `{"errors":[{"message":"Too many requests","extensions":{"code":"too_many_requests"}}]}`},
 		{dn, 502, "", html502},
+		// The published backends' answers (internal/fidelity, docs/api-fidelity.md), and
+		// hostile variations of their new shapes.
+		{ae, 200, "", `{"data":{"privileges":["attestations_fiscales","unites_legales_etablissements_insee"]}}`},
+		{ae, 200, "", `{"data":{"privileges":null},"privileges":"x"}`},
+		{ae, 403, "", `{"errors":[{"code":"00107","title":"Adresse IP non autorisée","detail":"Votre adresse IP n'est pas autorisée à utiliser ce jeton.","source":{"header":"X-Forwarded-For"},"meta":{}}]}`},
+		{ap, 200, "", `{"_id":"0d8b3a52-6b1c-4f5b-9b59-2c3e4c1d9e10","name":"","scopes":["cnaf_quotient_familial"]}`},
+		{ap, 401, "", `{"error":"access_denied","reason":"Votre token n'est pas valide ou n'est pas renseigné","message":"Votre token n'est pas valide ou n'est pas renseigné"}`},
+		{ap, 401, "", `{"errors":["Votre token est expiré. Vous devez refaire une demande à API Particulier"]}`},
+		{ap, 401, "", `{"error":"` + fuzzToken + `","message":"` + fuzzToken + `"}`},
+		{ap, 401, "", `{"errors":["` + fuzzToken + ` expiré"]}`},
+		{dn, 403, "", `{"errors":[{"message":"Request issued from a forbidden network. Add 192.0.2.1/32 to your allowed adresses in your /profil","extensions":{"code":"forbidden"}}],"data":null}`},
+		{dn, 403, "", `{"errors":[{"message":"Request issued from a forbidden network. Add ` + fuzzToken + ` to your allowed adresses","extensions":{"code":"forbidden"}}],"data":null}`},
+		{dn, 429, "", "Calme toi, cowboy ! T'enchaines un peu trop les requêtes. Respire un peu réessaie dans un petit moment.\nCalm down, cowboy! You're making too many requests. Take a breather and try again soon.\n"},
 		// Answers that echo the token, as a misconfigured proxy or a hostile base URL may.
 		{ae, 401, "", `{"errors":[{"code":"00101","title":"Interdit","detail":"Bearer ` + fuzzToken + ` rejected"}]}`},
 		{ae, 401, "", `{"errors":[{"code":"` + fuzzToken + `"}]}`},
@@ -154,11 +168,12 @@ func FuzzClassify(f *testing.F) {
 				t.Errorf("%d classified %s, want ServerError", status, r.Reason)
 			}
 		case status == http.StatusUnauthorized:
-			if !slices.Contains([]string{jetonv1alpha1.ReasonUnauthorized, jetonv1alpha1.ReasonExpired, jetonv1alpha1.ReasonRevoked}, r.Reason) {
+			// API Particulier v2 answers insufficient privileges with 401 access_denied.
+			if !slices.Contains([]string{jetonv1alpha1.ReasonUnauthorized, jetonv1alpha1.ReasonExpired, jetonv1alpha1.ReasonRevoked, jetonv1alpha1.ReasonInsufficientPrivileges}, r.Reason) {
 				t.Errorf("401 classified %s, want an authentication failure", r.Reason)
 			}
 		case status == http.StatusForbidden:
-			if !slices.Contains([]string{jetonv1alpha1.ReasonUnauthorized, jetonv1alpha1.ReasonInsufficientPrivileges}, r.Reason) {
+			if !slices.Contains([]string{jetonv1alpha1.ReasonUnauthorized, jetonv1alpha1.ReasonInsufficientPrivileges, jetonv1alpha1.ReasonNetworkNotAllowed}, r.Reason) {
 				t.Errorf("403 classified %s, want an authentication failure", r.Reason)
 			}
 		}
@@ -185,25 +200,24 @@ func FuzzClassify(f *testing.F) {
 // token, and that the reported privileges are the API's own.
 func checkSuccessBody(t *testing.T, api jetonv1alpha1.API, raw []byte, r Result) {
 	t.Helper()
-	var b struct {
-		Privileges []string        `json:"privileges"`
-		Scopes     []string        `json:"scopes"`
-		Errors     json.RawMessage `json:"errors"`
-	}
+	var b map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &b); err != nil {
 		t.Fatalf("success on a body that is not a JSON object: %v", err)
 	}
 	// The privileges are the API's own, filtered: the scope-shaped names of the answer.
 	switch api {
 	case jetonv1alpha1.APIEntreprise:
-		want, dropped := sanitize.ScopeNames(b.Privileges)
-		if b.Privileges == nil || !slices.Equal(r.Privileges, want) || r.IgnoredPrivileges != dropped {
-			t.Errorf("success with privileges %q (%d ignored), body says %q", r.Privileges, r.IgnoredPrivileges, b.Privileges)
+		privileges := documentedPrivileges(raw)
+		want, dropped := sanitize.ScopeNames(privileges)
+		if privileges == nil || !slices.Equal(r.Privileges, want) || r.IgnoredPrivileges != dropped {
+			t.Errorf("success with privileges %q (%d ignored), body says %q", r.Privileges, r.IgnoredPrivileges, privileges)
 		}
 	case jetonv1alpha1.APIParticulier:
-		want, dropped := sanitize.ScopeNames(b.Scopes)
-		if b.Scopes == nil || !slices.Equal(r.Privileges, want) || r.IgnoredPrivileges != dropped {
-			t.Errorf("success with privileges %q (%d ignored), body says scopes %q", r.Privileges, r.IgnoredPrivileges, b.Scopes)
+		var scopes []string
+		_ = json.Unmarshal(b["scopes"], &scopes)
+		want, dropped := sanitize.ScopeNames(scopes)
+		if scopes == nil || !slices.Equal(r.Privileges, want) || r.IgnoredPrivileges != dropped {
+			t.Errorf("success with privileges %q (%d ignored), body says scopes %q", r.Privileges, r.IgnoredPrivileges, scopes)
 		}
 	case jetonv1alpha1.DemarchesNumeriques:
 		if !validSuccessBody(api, raw) {
@@ -212,20 +226,35 @@ func checkSuccessBody(t *testing.T, api jetonv1alpha1.API, raw []byte, r Result)
 	}
 }
 
+// documentedPrivileges is API Entreprise's privileges list as the backends give it: at the
+// top level (legacy), or else under data (siade's current controller); nil when neither is
+// a list of strings.
+func documentedPrivileges(raw []byte) []string {
+	var b map[string]json.RawMessage
+	if json.Unmarshal(raw, &b) != nil {
+		return nil
+	}
+	var l []string
+	if json.Unmarshal(b["privileges"], &l) == nil && l != nil {
+		return l
+	}
+	var data map[string]json.RawMessage
+	if json.Unmarshal(b["data"], &data) == nil && json.Unmarshal(data["privileges"], &l) == nil && l != nil {
+		return l
+	}
+	return nil
+}
+
 // validSuccessBody reports whether raw is, by the API's documentation, the answer to a
 // valid token: a privileges list, a scopes list, or a démarche and no errors.
 func validSuccessBody(api jetonv1alpha1.API, raw []byte) bool {
 	switch api {
 	case jetonv1alpha1.APIEntreprise:
-		var b struct {
-			Privileges []string `json:"privileges"`
-		}
-		return json.Unmarshal(raw, &b) == nil && b.Privileges != nil
+		return documentedPrivileges(raw) != nil
 	case jetonv1alpha1.APIParticulier:
-		var b struct {
-			Scopes []string `json:"scopes"`
-		}
-		return json.Unmarshal(raw, &b) == nil && b.Scopes != nil
+		var b map[string]json.RawMessage
+		var scopes []string
+		return json.Unmarshal(raw, &b) == nil && json.Unmarshal(b["scopes"], &scopes) == nil && scopes != nil
 	default:
 		var b struct {
 			Data *struct {

@@ -3,7 +3,6 @@ package probe
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"sync"
 	"time"
 
@@ -11,6 +10,9 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
+	"github.com/jeton-dev/jeton/internal/budget"
+	"github.com/jeton-dev/jeton/internal/publicapi"
+	"github.com/jeton-dev/jeton/internal/token"
 )
 
 // Job is one probe to run.
@@ -26,13 +28,19 @@ type Job struct {
 	Request string
 }
 
-// Host returns the host (and port) the job talks to: the unit of the host-wide backoff.
-func (j Job) Host() string { return HostOf(j.Target.BaseURL) }
+// budgetKeys are the keys the job is admitted under by the rate budget: the canonical host
+// (every spelling of one host is one budget) and the canonical fingerprint of the token
+// actually sent (every TechnicalToken holding it shares its one request in flight and its
+// waits), whatever the job's Fingerprint field says.
+func (j Job) budgetKeys() (host, fp string) {
+	return HostKey(j.Target.BaseURL), token.Fingerprint(j.Target.Token)
+}
 
-// HostOf returns the host:port of a base URL, or the URL itself when it does not parse.
-func HostOf(baseURL string) string {
-	if u, err := url.Parse(baseURL); err == nil && u.Host != "" {
-		return u.Host
+// HostKey is the rate budget's key for the host of a base URL: its canonical form, or the
+// URL itself when it has no host (such a job is refused by the host policy anyway).
+func HostKey(baseURL string) string {
+	if h := publicapi.CanonicalHost(baseURL); h != "" {
+		return h
 	}
 	return baseURL
 }
@@ -43,6 +51,9 @@ type Finished struct {
 	Fingerprint string
 	Generation  int64
 	Request     string
+	// Hold is what the rate budget holds after this probe's answer (a 429, Retry-After,
+	// RateLimit-Reset): the owner records it, so that a restart honours it.
+	Hold budget.Hold
 }
 
 // ExecutorOptions configure an Executor. Zero values take the defaults.
@@ -57,8 +68,16 @@ type ExecutorOptions struct {
 	// Notify is called (from a worker) when a probe of key has finished and its result
 	// waits in Result. It should hand the key to a reconciler, honouring ctx.
 	Notify func(ctx context.Context, key types.NamespacedName)
-	// Gate tunes the rate-limit gate.
-	Gate GateOptions
+	// Budget admits every request (host rate, waits, one request in flight per token).
+	// Default: a budget with the default options, of this executor only.
+	Budget *budget.Budget
+	// Restore, when set, runs before the first probe each time the executor starts (on
+	// becoming leader): it gives the budget back the holds recorded before (in
+	// TechnicalToken status), so a new leader does not probe before a Retry-After ends.
+	// Until it succeeds nothing is sent.
+	Restore func(ctx context.Context, b *budget.Budget) error
+	// OnRestoreError reports a failed Restore (retried after a second).
+	OnRestoreError func(err error)
 	// Allow, when set, is asked before every request whether the token may go to the
 	// job's base URL; a refused job sends nothing and finishes as APIHostNotAllowed. The
 	// reconciler checks first; this is the last line, next to the request itself.
@@ -85,12 +104,13 @@ type entry struct {
 
 // Executor runs probes on a small pool of workers. Owners (the TechnicalToken reconciler)
 // Submit jobs when they are due; the executor makes sure a token has at most one probe
-// queued or in flight, holds it back while the Gate says so, and keeps the outcome until
-// the owner consumes it. It is a manager Runnable (Start blocks until ctx ends).
+// queued or in flight, holds it back while the rate budget says so (which also keeps one
+// request in flight per token, across owners), and keeps the outcome until the owner
+// consumes it. It is a manager Runnable (Start blocks until ctx ends).
 type Executor struct {
-	opts  ExecutorOptions
-	gate  *Gate
-	queue workqueue.TypedDelayingInterface[types.NamespacedName]
+	opts   ExecutorOptions
+	budget *budget.Budget
+	queue  workqueue.TypedDelayingInterface[types.NamespacedName]
 
 	mu      sync.Mutex
 	entries map[types.NamespacedName]*entry
@@ -107,9 +127,13 @@ func NewExecutor(opts ExecutorOptions) *Executor {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	b := opts.Budget
+	if b == nil {
+		b = budget.New(budget.Options{})
+	}
 	return &Executor{
-		opts: opts,
-		gate: NewGate(opts.Gate),
+		opts:   opts,
+		budget: b,
 		queue: workqueue.NewTypedDelayingQueueWithConfig(workqueue.TypedDelayingQueueConfig[types.NamespacedName]{
 			Name: "", // no workqueue metrics: keys are resource names, and the probe metrics say enough
 		}),
@@ -172,20 +196,24 @@ func (e *Executor) Cancel(key types.NamespacedName) {
 	delete(e.entries, key)
 }
 
-// Forget cancels key and drops its rate-limit state: the resource is gone.
+// Forget cancels key: the resource is gone. The waits stay in the budget: they belong to
+// the token and the host, which other resources may hold.
 func (e *Executor) Forget(key types.NamespacedName) {
 	e.Cancel(key)
-	e.gate.Forget(key)
 }
 
-// NotBefore returns the earliest time the token may be probed against baseURL, as the rate
-// limits last seen allow (zero: no constraint).
-func (e *Executor) NotBefore(key types.NamespacedName, baseURL string) time.Time {
-	return e.gate.NotBefore(key, HostOf(baseURL))
+// NotBefore returns the earliest time the token whose canonical fingerprint is fp may be
+// probed against baseURL, as the rate limits last seen allow (zero: no constraint).
+func (e *Executor) NotBefore(fp, baseURL string) time.Time {
+	return e.budget.NotBefore(HostKey(baseURL), fp, e.opts.Now())
 }
 
 // Start runs the workers until ctx ends. It implements manager.Runnable.
 func (e *Executor) Start(ctx context.Context) error {
+	if !e.restore(ctx) {
+		e.queue.ShutDown()
+		return nil
+	}
 	var wg sync.WaitGroup
 	for range e.opts.Workers {
 		wg.Add(1)
@@ -199,6 +227,27 @@ func (e *Executor) Start(ctx context.Context) error {
 	e.queue.ShutDown()
 	wg.Wait()
 	return nil
+}
+
+// restore runs opts.Restore until it succeeds; false when ctx ends first.
+func (e *Executor) restore(ctx context.Context) bool {
+	if e.opts.Restore == nil {
+		return true
+	}
+	for {
+		err := e.opts.Restore(ctx, e.budget)
+		if err == nil {
+			return true
+		}
+		if e.opts.OnRestoreError != nil {
+			e.opts.OnRestoreError(err)
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 func (e *Executor) allow(t Target) error {
@@ -226,13 +275,16 @@ func (e *Executor) next(ctx context.Context) bool {
 		return true
 	}
 	job := en.job
-	if wait := e.gate.admit(key, job.Host(), e.opts.Now()); wait > 0 {
-		// Held back by Retry-After, a host backoff or the host rate: come back later
-		// without holding a worker.
+	host, fp := job.budgetKeys()
+	wait, release := e.budget.Admit(host, fp, e.opts.Now())
+	if wait > 0 {
+		// Held back by Retry-After, a host backoff, the host rate or a request in flight
+		// with the same token: come back later without holding a worker.
 		e.mu.Unlock()
 		e.queue.AddAfter(key, wait)
 		return true
 	}
+	defer release()
 	en.state = running
 	reqCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -240,12 +292,14 @@ func (e *Executor) next(ctx context.Context) bool {
 	e.mu.Unlock()
 
 	var out Outcome
+	var hold budget.Hold
 	if err := e.allow(job.Target); err != nil {
 		out = Outcome{Result: Result{Reason: jetonv1alpha1.ReasonAPIHostNotAllowed, Message: err.Error()}, Time: e.opts.Now()}
 	} else {
 		out = Check(reqCtx, e.opts.Client, job.Target, e.opts.Now)
-		e.gate.Observe(key, job.Host(), out)
+		hold = e.budget.Observe(host, fp, budget.Answer{Status: out.HTTPStatus, RetryAt: out.RetryAt, At: out.Time})
 	}
+	release()
 
 	e.mu.Lock()
 	if en.forgotten {
@@ -254,7 +308,7 @@ func (e *Executor) next(ctx context.Context) bool {
 		}
 	} else {
 		en.state = finished
-		en.result = Finished{Outcome: out, Fingerprint: job.Fingerprint, Generation: job.Generation, Request: job.Request}
+		en.result = Finished{Outcome: out, Fingerprint: job.Fingerprint, Generation: job.Generation, Request: job.Request, Hold: hold}
 	}
 	e.mu.Unlock()
 	if ctx.Err() == nil && e.opts.Notify != nil {

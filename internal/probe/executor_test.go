@@ -11,11 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/time/rate"
 	"k8s.io/apimachinery/pkg/types"
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
+	"github.com/jeton-dev/jeton/internal/budget"
 	"github.com/jeton-dev/jeton/internal/emulator"
+	"github.com/jeton-dev/jeton/internal/token"
 )
 
 // emulated is an emulator served over HTTP for one test.
@@ -290,7 +291,7 @@ func TestExecutorHonoursRetryAfter(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The exponential backoff starts below Retry-After, so Retry-After is what holds.
-	e, done := startExecutor(t, ExecutorOptions{Workers: 4, Gate: GateOptions{BaseBackoff: 500 * time.Millisecond}})
+	e, done := startExecutor(t, ExecutorOptions{Workers: 4, Budget: budget.New(budget.Options{BaseBackoff: 500 * time.Millisecond})})
 	target := func(url, token string) Target {
 		return Target{API: jetonv1alpha1.APIEntreprise, BaseURL: url, Token: token, Timeout: 5 * time.Second}
 	}
@@ -300,7 +301,7 @@ func TestExecutorHonoursRetryAfter(t *testing.T) {
 	if r, _ := e.Result(keyA); r.Reason != jetonv1alpha1.ReasonRateLimited {
 		t.Fatalf("first probe: %q, want RateLimited", r.Reason)
 	}
-	if nb := e.NotBefore(keyA, em.url); nb.IsZero() {
+	if nb := e.NotBefore(token.Fingerprint(limited), em.url); nb.IsZero() {
 		t.Fatal("NotBefore is zero after a 429")
 	}
 	e.Consume(keyA)
@@ -336,63 +337,61 @@ func TestExecutorHonoursRetryAfter(t *testing.T) {
 	}
 }
 
-func TestGateBackoff(t *testing.T) {
-	g := NewGate(GateOptions{BaseBackoff: time.Second, MaxBackoff: 5 * time.Second})
-	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	const host = "api.example:443"
-	tooMany := Outcome{Result: Result{HTTPStatus: http.StatusTooManyRequests}, Time: now}
-
-	// Repeated 429s without Retry-After double the host-wide wait, up to the cap.
-	for i, want := range []time.Duration{1, 2, 4, 5, 5} {
-		g.Observe(keyA, host, tooMany)
-		if got := g.NotBefore(keyB, host).Sub(now); got != want*time.Second {
-			t.Errorf("429 #%d: host held %v, want %v", i+1, got, want*time.Second)
+// Two owners holding one token, each spelling the host differently, share one budget:
+// one request in flight between them, and a 429 with Retry-After for one holds the other.
+func TestExecutorOneBudgetPerTokenAndHost(t *testing.T) {
+	em := newEmulated(t)
+	tok, id := em.mint(t, jetonv1alpha1.APIEntreprise, emulator.Slow)
+	if err := em.SetDelay(id, 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	port := em.url[strings.LastIndex(em.url, ":")+1:]
+	spellings := map[types.NamespacedName]string{keyA: "http://localhost:" + port, keyB: "http://LocalHost:" + port + "/"}
+	e, done := startExecutor(t, ExecutorOptions{Workers: 4, Budget: budget.New(budget.Options{BaseBackoff: 500 * time.Millisecond})})
+	job := func(key types.NamespacedName) Job {
+		return Job{Key: key, Target: Target{API: jetonv1alpha1.APIEntreprise, BaseURL: spellings[key], Token: tok, Timeout: 5 * time.Second}}
+	}
+	e.Submit(job(keyA))
+	e.Submit(job(keyB))
+	waitKey(t, done, keyA, keyB)
+	for _, k := range []types.NamespacedName{keyA, keyB} {
+		if r, _ := e.Result(k); r.Reason != jetonv1alpha1.ReasonProbeSucceeded {
+			t.Fatalf("%s: %q (%s)", k, r.Reason, r.Message)
 		}
+		e.Consume(k)
 	}
-	// A Retry-After longer than the backoff wins.
-	g.Observe(keyA, host, Outcome{Result: Result{HTTPStatus: 429}, Time: now, RetryAt: now.Add(time.Minute)})
-	if got := g.NotBefore(keyB, host).Sub(now); got != time.Minute {
-		t.Errorf("host held %v, want the 1m of Retry-After", got)
+	if m := em.MaxInFlight(id); m != 1 {
+		t.Errorf("%d requests in flight at once for one token through two owners, want 1", m)
 	}
-	// An answer that is not a 429 resets the exponential backoff.
-	g2 := NewGate(GateOptions{BaseBackoff: time.Second})
-	g2.Observe(keyA, host, tooMany)
-	g2.Observe(keyA, host, tooMany)
-	g2.Observe(keyA, host, Outcome{Result: Result{HTTPStatus: 200}, Time: now})
-	g2.Observe(keyA, host, Outcome{Result: Result{HTTPStatus: 429}, Time: now.Add(time.Hour)})
-	if got := g2.NotBefore(keyB, host).Sub(now.Add(time.Hour)); got != time.Second {
-		t.Errorf("after a success the backoff restarts at 1s, got %v", got)
-	}
-	// RateLimit-Remaining: 0 on a 200 holds only that token.
-	g3 := NewGate(GateOptions{})
-	g3.Observe(keyA, host, Outcome{Result: Result{HTTPStatus: 200}, Time: now, RetryAt: now.Add(30 * time.Second)})
-	if !g3.NotBefore(keyA, host).Equal(now.Add(30 * time.Second)) {
-		t.Error("token not held until RateLimit-Reset")
-	}
-	if !g3.NotBefore(keyB, host).IsZero() {
-		t.Error("a per-token limit held another token")
-	}
-	g3.Forget(keyA)
-	if !g3.NotBefore(keyA, host).IsZero() {
-		t.Error("Forget kept the token's wait")
-	}
-}
 
-// The per-host rate limiter spaces requests beyond the burst.
-func TestGateHostRate(t *testing.T) {
-	g := NewGate(GateOptions{HostRate: 10, HostBurst: 2})
-	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	for i := range 2 {
-		if d := g.admit(types.NamespacedName{Name: string(rune('a' + i))}, "h", now); d != 0 {
-			t.Fatalf("request %d within the burst held %v", i, d)
-		}
+	const retryAfter = 2 * time.Second
+	if err := em.SetRetryAfter(id, retryAfter); err != nil {
+		t.Fatal(err)
 	}
-	d := g.admit(keyB, "h", now)
-	if d <= 0 || d > 100*time.Millisecond {
-		t.Fatalf("third request held %v, want (0, 100ms]", d)
+	if err := em.SetBehaviour(id, emulator.RateLimitedEmptyBody); err != nil {
+		t.Fatal(err)
 	}
-	if d := g.admit(keyB, "h", now.Add(d)); d != 0 {
-		t.Fatalf("after the wait the request is still held %v", d)
+	e.Submit(job(keyA))
+	waitKey(t, done, keyA)
+	r, _ := e.Result(keyA)
+	if r.Reason != jetonv1alpha1.ReasonRateLimited || r.Hold.Token.IsZero() || r.Hold.Host.IsZero() {
+		t.Fatalf("429: %q, hold %+v; want RateLimited holding the token and the host", r.Reason, r.Hold)
+	}
+	if err := em.SetBehaviour(id, emulator.Healthy); err != nil {
+		t.Fatal(err)
+	}
+	if nb := e.NotBefore(token.Fingerprint(tok), spellings[keyB]); !nb.Equal(r.Hold.Token) {
+		t.Errorf("the other spelling is held until %v, want %v", nb, r.Hold.Token)
+	}
+	e.Submit(job(keyB))
+	waitKey(t, done, keyB)
+	reqs := em.Requests(id)
+	last := len(reqs) - 1
+	if reqs[last-1].Status != http.StatusTooManyRequests {
+		t.Fatalf("requests %+v", reqs)
+	}
+	if gap := reqs[last].Time.Sub(reqs[last-1].Time); gap < retryAfter {
+		t.Errorf("the token was probed again through another spelling %v after a 429 with Retry-After %v", gap, retryAfter)
 	}
 }
 
@@ -419,7 +418,7 @@ func BenchmarkExecutor1000Tokens(b *testing.B) {
 	const tokens = 1000
 	done := make(chan types.NamespacedName, tokens)
 	before := runtime.NumGoroutine()
-	e := NewExecutor(ExecutorOptions{Workers: 4, Gate: GateOptions{HostRate: rate.Inf},
+	e := NewExecutor(ExecutorOptions{Workers: 4, Budget: budget.New(budget.Options{PerHostPerMinute: 1 << 30, HostBurst: tokens, PerTokenPerMinute: 1 << 30}),
 		Notify: func(_ context.Context, key types.NamespacedName) { done <- key }})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -427,7 +426,7 @@ func BenchmarkExecutor1000Tokens(b *testing.B) {
 	jobs := make([]Job, tokens)
 	for i := range jobs {
 		jobs[i] = Job{Key: types.NamespacedName{Namespace: "ns", Name: "tt-" + strconv.Itoa(i)},
-			Target: Target{API: jetonv1alpha1.APIEntreprise, BaseURL: srv.URL, Token: "token", Timeout: 10 * time.Second}}
+			Target: Target{API: jetonv1alpha1.APIEntreprise, BaseURL: srv.URL, Token: "token-" + strconv.Itoa(i), Timeout: 10 * time.Second}}
 	}
 	peak := 0
 	b.ReportAllocs()

@@ -6,6 +6,13 @@ import (
 	"time"
 )
 
+// RequestFloor is the least time between a TechnicalToken's last probe and a probe asked for
+// on demand (annotation jeton.dev/requested-at): the CRD's minimum interval. A request is
+// served at once when the last probe is older, else at the floor, and the requests in
+// between are answered together by that probe: looping `kubectl annotate` cannot make jeton
+// exceed a per-token limit (API Entreprise 250/min, DN 400/min) nor draw 429s.
+const RequestFloor = 30 * time.Second
+
 // MaxJitter is the largest jitter, as a fraction of the interval.
 const MaxJitter = 0.10
 
@@ -35,6 +42,21 @@ func NextProbe(uid string, last *time.Time, interval time.Duration, notBefore ti
 	var due time.Time
 	if last != nil {
 		due = last.Add(interval + Jitter(uid, *last, interval))
+	}
+	if notBefore.After(due) {
+		due = notBefore
+	}
+	return due
+}
+
+// RequestDue returns when an on-demand request is served: at once (the zero time) when
+// there was no probe or the last one is older than floor, else floor after it; never
+// before notBefore (a rate limit or backoff). Every request arriving before then is
+// answered by that one probe.
+func RequestDue(last *time.Time, floor time.Duration, notBefore time.Time) time.Time {
+	var due time.Time
+	if last != nil {
+		due = last.Add(floor)
 	}
 	if notBefore.After(due) {
 		due = notBefore

@@ -145,3 +145,32 @@ func IsLoopback(hostname string) bool {
 	ip := net.ParseIP(hostname)
 	return ip != nil && ip.IsLoopback()
 }
+
+// CanonicalHost returns one spelling for every spelling of the host a base URL talks to:
+// lower case, without the trailing dot of a fully qualified name, without the scheme's
+// default port (443 for https, 80 for http). It is the key of everything counted per
+// address (the rate budget, the 429 backoff): Check accepts several spellings of one host
+// (ENTREPRISE.api.gouv.fr, entreprise.api.gouv.fr:443, …), and they all reach one server
+// from one address. Merging spellings errs towards one budget, never towards two. "" when
+// the URL has no host.
+func CanonicalHost(baseURL string) string {
+	u, err := url.Parse(baseURL)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	host = strings.TrimSuffix(host, ".")
+	switch {
+	case port == "",
+		port == "443" && strings.EqualFold(u.Scheme, "https"),
+		port == "80" && strings.EqualFold(u.Scheme, "http"):
+		port = ""
+	}
+	if port == "" {
+		if strings.Contains(host, ":") { // an IPv6 literal
+			return "[" + host + "]"
+		}
+		return host
+	}
+	return net.JoinHostPort(host, port)
+}

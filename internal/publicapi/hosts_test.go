@@ -100,3 +100,44 @@ func TestNewHostPolicy(t *testing.T) {
 		t.Errorf("Allowed() = %q", got)
 	}
 }
+
+// Every spelling Check accepts of one host is one key of the per-address budget; other
+// hosts, and other ports, stay apart.
+func TestCanonicalHost(t *testing.T) {
+	tests := []struct{ url, want string }{
+		{"https://entreprise.api.gouv.fr", "entreprise.api.gouv.fr"},
+		{"https://ENTREPRISE.api.gouv.fr/v3/", "entreprise.api.gouv.fr"},
+		{"https://Entreprise.Api.Gouv.Fr:443", "entreprise.api.gouv.fr"},
+		{"https://entreprise.api.gouv.fr.:443/", "entreprise.api.gouv.fr"},
+		{"HTTPS://entreprise.api.gouv.fr", "entreprise.api.gouv.fr"},
+		{"https://entreprise.api.gouv.fr:8443", "entreprise.api.gouv.fr:8443"},
+		{"http://LocalHost:4010", "localhost:4010"},
+		{"http://localhost:80", "localhost"},
+		{"https://localhost:80", "localhost:80"},
+		{"http://127.0.0.1:18080/x", "127.0.0.1:18080"},
+		{"http://[::1]:9000", "[::1]:9000"},
+		{"https://[::1]:443", "[::1]"},
+		{"not a url", ""},
+		{"", ""},
+	}
+	for _, tc := range tests {
+		if got := CanonicalHost(tc.url); got != tc.want {
+			t.Errorf("CanonicalHost(%q) = %q, want %q", tc.url, got, tc.want)
+		}
+	}
+	// Whatever spelling the policy accepts for one host, one key.
+	policy, err := NewHostPolicy([]string{"localhost:4010"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]bool{}
+	for _, u := range []string{"https://entreprise.api.gouv.fr", "https://ENTREPRISE.api.gouv.fr", "https://entreprise.api.gouv.fr:443/v3", "https://Entreprise.API.gouv.fr:443"} {
+		if err := policy.Check(jetonv1alpha1.APIEntreprise, u); err != nil {
+			t.Fatalf("%s refused: %v", u, err)
+		}
+		keys[CanonicalHost(u)] = true
+	}
+	if len(keys) != 1 {
+		t.Errorf("accepted spellings of one host give keys %v, want one", keys)
+	}
+}

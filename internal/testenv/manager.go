@@ -12,11 +12,14 @@ import (
 )
 
 // ManagerBinary builds the manager (./cmd) into the Env's temporary directory, once per Env,
-// and returns its path. It is built as shipped: CGO off, like the image.
+// and returns its path. It is built as shipped (CGO off, like the image), plus the test-only
+// flags of the jetontest build tag.
 func (e *Env) ManagerBinary() (string, error) {
 	e.managerOnce.Do(func() {
 		bin := filepath.Join(e.dir, "jeton")
-		build := exec.Command("go", "build", "-o", bin, "./cmd")
+		// The jetontest tag adds the test-only flags (--test-probe-interval) that the
+		// shipped binary refuses as unknown.
+		build := exec.Command("go", "build", "-tags", "jetontest", "-o", bin, "./cmd")
 		build.Dir = e.Root
 		build.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := build.CombinedOutput(); err != nil {

@@ -90,9 +90,29 @@ func stalled(reason, format string, args ...any) *conditions.Verdict {
 	return &conditions.Verdict{State: conditions.Stalled, Reason: reason, Message: fmt.Sprintf(format, args...), Warning: true}
 }
 
+// paris is the time zone of Démarches Numériques (demarches-simplifiees.fr
+// config/application.rb: config.time_zone = 'Paris'). Embedded tzdata (cmd/main.go) makes
+// it available in the distroless image.
+var paris = func() *time.Location {
+	if loc, err := time.LoadLocation("Europe/Paris"); err == nil {
+		return loc
+	}
+	return time.FixedZone("CET", 3600) // never reached with time/tzdata linked in
+}()
+
+// DNExpiry is when a Démarches Numériques token declared to expire at declared stops
+// working. The API stores the expiry as a date and refuses the token once that date is past
+// (app/models/api_token.rb: `expires_at&.past?` on a date column): the token works through
+// that whole day, Paris time. Only the date of spec.expiresAt (as written, in UTC) counts.
+func DNExpiry(declared time.Time) time.Time {
+	y, m, d := declared.UTC().Date()
+	return time.Date(y, m, d+1, 0, 0, 0, 0, paris)
+}
+
 // Status is what status records of a token: what it says about itself, never the token.
-// declaredExpiry (spec.expiresAt) counts when the token carries no expiry.
-func Status(t Token, declaredExpiry *metav1.Time) jetonv1alpha1.TokenStatus {
+// declaredExpiry (spec.expiresAt) counts when the token carries no expiry; for Démarches
+// Numériques it is a date (DNExpiry).
+func Status(t Token, api jetonv1alpha1.API, declaredExpiry *metav1.Time) jetonv1alpha1.TokenStatus {
 	st := jetonv1alpha1.TokenStatus{
 		TokenFingerprint: t.Fingerprint,
 		TokenID:          t.Info.ID,
@@ -101,7 +121,11 @@ func Status(t Token, declaredExpiry *metav1.Time) jetonv1alpha1.TokenStatus {
 		Scopes:           t.Info.Scopes,
 	}
 	if st.ExpiresAt == nil && declaredExpiry != nil {
-		st.ExpiresAt = Time(&declaredExpiry.Time)
+		at := declaredExpiry.Time
+		if api == jetonv1alpha1.DemarchesNumeriques {
+			at = DNExpiry(at)
+		}
+		st.ExpiresAt = Time(&at)
 	}
 	return st
 }

@@ -99,20 +99,24 @@ func TestStatus(t *testing.T) {
 	issued := time.Date(2026, 6, 1, 12, 0, 0, 500, time.FixedZone("CEST", 2*3600))
 	carried := time.Date(2027, 6, 1, 12, 0, 0, 0, time.UTC)
 	declared := metav1.NewTime(time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC))
+	// Démarches Numériques: the token works through 2027-01-01, Paris time (UTC+1 in winter).
+	dnEnd := time.Date(2026, 12, 31, 23, 0, 0, 0, time.UTC).AddDate(0, 0, 1)
 	tests := []struct {
 		name     string
+		api      jetonv1alpha1.API
 		info     token.Info
 		declared *metav1.Time
 		want     *time.Time
 	}{
-		{"expiry carried by the token", token.Info{ExpiresAt: &carried}, &declared, &carried},
-		{"none carried: the declared one", token.Info{}, &declared, &declared.Time},
-		{"none at all", token.Info{}, nil, nil},
+		{"expiry carried by the token", jetonv1alpha1.APIEntreprise, token.Info{ExpiresAt: &carried}, &declared, &carried},
+		{"none carried: the declared one", jetonv1alpha1.APIParticulier, token.Info{}, &declared, &declared.Time},
+		{"Démarches Numériques: the declared date, through that whole day in Paris", jetonv1alpha1.DemarchesNumeriques, token.Info{}, &declared, &dnEnd},
+		{"none at all", jetonv1alpha1.DemarchesNumeriques, token.Info{}, nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.info.ID, tt.info.IssuedAt, tt.info.Scopes = "id-1", &issued, []string{"a"}
-			st := Status(Token{Value: "never recorded", Fingerprint: "fp", Info: tt.info}, tt.declared)
+			st := Status(Token{Value: "never recorded", Fingerprint: "fp", Info: tt.info}, tt.api, tt.declared)
 			if st.TokenFingerprint != "fp" || st.TokenID != "id-1" || len(st.Scopes) != 1 {
 				t.Errorf("status %+v", st)
 			}
@@ -124,5 +128,22 @@ func TestStatus(t *testing.T) {
 				t.Errorf("expiresAt %v, want %v", st.ExpiresAt, tt.want)
 			}
 		})
+	}
+}
+
+// A Démarches Numériques expiry is a date: the token stops at the next midnight in Paris,
+// summer or winter, whatever the time of day written in spec.expiresAt.
+func TestDNExpiry(t *testing.T) {
+	for _, tc := range []struct {
+		declared time.Time
+		want     time.Time
+	}{
+		{time.Date(2027, 1, 15, 0, 0, 0, 0, time.UTC), time.Date(2027, 1, 15, 23, 0, 0, 0, time.UTC)},   // CET
+		{time.Date(2027, 1, 15, 18, 30, 0, 0, time.UTC), time.Date(2027, 1, 15, 23, 0, 0, 0, time.UTC)}, // the date counts
+		{time.Date(2027, 7, 14, 0, 0, 0, 0, time.UTC), time.Date(2027, 7, 14, 22, 0, 0, 0, time.UTC)},   // CEST
+	} {
+		if got := DNExpiry(tc.declared); !got.Equal(tc.want) {
+			t.Errorf("DNExpiry(%s) = %s, want %s", tc.declared, got.UTC(), tc.want)
+		}
 	}
 }

@@ -299,7 +299,9 @@ func TestNamespaceOfAnotherClient(t *testing.T) {
 		pc.Spec.Namespace = clientA
 		pc.Spec.AdoptNamespace = true
 		pc.Spec.NamespacePolicy = jetonv1alpha1.NamespacePolicyDelete
-		pc.Spec.Isolation.PodSecurity = jetonv1alpha1.PodSecurityPrivileged
+		// The weakest level the operator's floor (baseline) lets an editor ask for:
+		// privileged is refused before any claim (TestEditorCannotMakeNamespacePrivileged).
+		pc.Spec.Isolation.PodSecurity = jetonv1alpha1.PodSecurityBaseline
 	})
 	tokB, _ := mint(t, jetonv1alpha1.APIEntreprise)
 	hB := newHabilitation(t, "squatter-b-"+sfx, clientB, tokB, habOptions{})

@@ -48,6 +48,7 @@ var documentedMetrics = map[string][]string{
 	"jeton_probe_total":                        {"api", "environment", "name", "namespace", "result"},
 	"jeton_workload_restarts_total":            {"api", "client", "environment", "name", "namespace"},
 	"jeton_metrics_collect_errors_total":       {"kind"},
+	"jeton_api_host_unreachable":               {"host"},
 }
 
 // The manager binary's /metrics, as Prometheus scrapes it, exposes exactly the documented

@@ -45,6 +45,9 @@ func TestChartRendersEveryOption(t *testing.T) {
 				t.Errorf("%s rendered by default; it is opt-in (it needs the Prometheus Operator or Grafana)", kind)
 			}
 		}
+		if args := stringList(c["args"]); !slices.Contains(args, "--api-host-budget-per-minute=800") {
+			t.Errorf("args %q lack the per-host budget under the APIs' 1000/min per address", args)
+		}
 		objs.get(t, "PodDisruptionBudget", operatorNamespace, "jeton-controller-manager")
 		crds := objs.ofKind("CustomResourceDefinition")
 		if len(crds) != 3 {
@@ -66,6 +69,7 @@ func TestChartRendersEveryOption(t *testing.T) {
 			"--credentials-namespaces=jeton-system,vendor-credentials",
 			"--allowed-api-hosts=egress-proxy.example:8443,127.0.0.1:18080",
 			"--reserved-namespaces=monitoring,ingress-nginx",
+			"--api-host-budget-per-minute=600",
 			"--zap-log-level=debug",
 			"--max-concurrent-reconciles=8",
 			"--kube-api-qps=100",
@@ -204,6 +208,7 @@ func TestChartSchemaRejectsBadValues(t *testing.T) {
 	}{
 		{"misspelt key", "replicas: 3", []string{"replicas", "not allowed"}},
 		{"no replica", "replicaCount: 0", []string{"/replicaCount", "minimum"}},
+		{"no API host budget", "apiHostBudgetPerMinute: 0", []string{"/apiHostBudgetPerMinute", "minimum"}},
 		{"replicas as a string", `replicaCount: "2"`, []string{"/replicaCount", "integer"}},
 		{"namespace not a DNS label", "credentialsNamespaces: [Vendor_Credentials]", []string{"/credentialsNamespaces/0", "does not match pattern"}},
 		{"URL instead of host", "allowedAPIHosts: ['https://proxy.example']", []string{"/allowedAPIHosts/0", "does not match pattern"}},
