@@ -64,23 +64,8 @@ func (s *Server) adminRoutes() {
 	s.mux.HandleFunc("PUT /_emulator/tokens/{id}", s.adminUpdate)
 	s.mux.HandleFunc("GET /_emulator/tokens/{id}/requests", s.adminRequests)
 	s.mux.HandleFunc("POST /_emulator/tokens/{id}/renew", s.adminRenew)
-	s.mux.HandleFunc("PUT /_emulator/down", s.adminDown)
-	s.mux.HandleFunc("PUT /_emulator/banned", s.adminBanned)
-}
-
-func (s *Server) adminBanned(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Banned *bool `json:"banned"`
-	}
-	if !decode(w, r, &req) {
-		return
-	}
-	if req.Banned == nil {
-		adminError(w, http.StatusBadRequest, errors.New(`body must be {"banned": true} or {"banned": false}`))
-		return
-	}
-	s.SetBanned(*req.Banned)
-	writeJSON(w, http.StatusOK, map[string]bool{"banned": *req.Banned})
+	s.mux.HandleFunc("PUT /_emulator/down", adminSwitch("down", s.SetDown))
+	s.mux.HandleFunc("PUT /_emulator/banned", adminSwitch("banned", s.SetBanned))
 }
 
 func (s *Server) adminRenew(w http.ResponseWriter, r *http.Request) {
@@ -244,19 +229,21 @@ func (s *Server) adminRequests(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) adminDown(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Down *bool `json:"down"`
+// adminSwitch handles PUT {"<name>": true|false}, a server-wide switch set by set.
+func adminSwitch(name string, set func(bool)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req map[string]*bool
+		if !decode(w, r, &req) {
+			return
+		}
+		v, ok := req[name]
+		if !ok || v == nil || len(req) != 1 {
+			adminError(w, http.StatusBadRequest, fmt.Errorf(`body must be {"%s": true} or {"%s": false}`, name, name))
+			return
+		}
+		set(*v)
+		writeJSON(w, http.StatusOK, map[string]bool{name: *v})
 	}
-	if !decode(w, r, &req) {
-		return
-	}
-	if req.Down == nil {
-		adminError(w, http.StatusBadRequest, errors.New(`body must be {"down": true} or {"down": false}`))
-		return
-	}
-	s.SetDown(*req.Down)
-	writeJSON(w, http.StatusOK, map[string]bool{"down": *req.Down})
 }
 
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
