@@ -181,6 +181,11 @@ func (r *TechnicalTokenReconciler) pass(ctx context.Context, tt *jetonv1alpha1.T
 	// The fingerprint status held before this pass: a new token is probed at once.
 	seenFP := tt.Status.TokenFingerprint
 	tt.Status.TokenStatus = tokensource.Status(tok, tt.Spec.API, tt.Spec.ExpiresAt)
+	if exp := tt.Status.ExpiresAt; seenFP != "" && seenFP != tok.Fingerprint && exp != nil && !exp.After(r.now()) {
+		// A new token already past its own expiry: the old token's success says nothing of
+		// whether the API still accepts this one (probe.Judge's TokenProlonged reads it).
+		tt.Status.LastSuccessTime = nil
+	}
 	dest, err := r.destination(ctx, tt, tok.Fingerprint)
 	if err != nil {
 		return failed("finding who else holds the token", err)

@@ -76,6 +76,8 @@ func (r *TechnicalTokenReconciler) probe(ctx context.Context, tt *jetonv1alpha1.
 func (r *TechnicalTokenReconciler) hostHealth(ctx context.Context, tt *jetonv1alpha1.TechnicalToken) probe.HostHealth {
 	host := probe.HostOfToken(tt)
 	self := tt.DeepCopy()
+	// tt's status is this pass's: it describes tt's current spec.
+	self.Status.ObservedGeneration = self.Generation
 	if self.Status.NextProbeTime == nil && !self.Spec.Suspend {
 		// tt is on its way to be probed (this pass schedules it): it counts for its host.
 		self.Status.NextProbeTime = &metav1.Time{Time: r.now()}

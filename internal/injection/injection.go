@@ -239,12 +239,16 @@ func ReferencesSecret(spec *corev1.PodSpec, name string) bool {
 // entries, the other entries kept as they are (a workload may use several jeton Secrets).
 // It is deterministic, so applying it again changes nothing and restarts nothing: callers
 // patch only when the result differs from current.
+//
+// The current value is the tenant's to write: only entries shaped like jeton's own (a Secret
+// name, a short fingerprint) are kept, at most maxRestartedForEntries of them, so that a
+// tenant's huge annotation on many workloads cannot grow what jeton holds during a rotation.
 func RestartedFor(current, secretName, fingerprint string) string {
 	entries := map[string]string{}
-	for _, e := range strings.Split(current, ",") {
+	for _, e := range strings.SplitN(current, ",", maxRestartedForEntries+1) {
 		name, fp, ok := strings.Cut(strings.TrimSpace(e), "=")
-		if !ok || name == "" {
-			continue // tolerate a hand-edited or empty value
+		if !ok || !restartedForEntry(name, fp) || len(entries) == maxRestartedForEntries {
+			continue // tolerate a hand-edited or empty value; drop what jeton never writes
 		}
 		entries[name] = fp
 	}
@@ -254,6 +258,30 @@ func RestartedFor(current, secretName, fingerprint string) string {
 		out = append(out, name+"="+entries[name])
 	}
 	return strings.Join(out, ",")
+}
+
+// maxRestartedForEntries bounds the entries kept from a restarted-for annotation: a workload
+// uses a few of jeton's Secrets, never this many.
+const maxRestartedForEntries = 16
+
+// restartedForEntry reports whether name=fp looks like an entry jeton writes: a Secret name
+// (a DNS subdomain, at most 253 characters) and a fingerprint (16 hex characters; up to 64
+// letters and digits are tolerated).
+func restartedForEntry(name, fp string) bool {
+	if name == "" || len(name) > 253 || fp == "" || len(fp) > 64 {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	for _, r := range fp {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // RestartFor returns the restarted-for annotation a workload's pod template must carry

@@ -216,6 +216,12 @@ func TestRestartedFor(t *testing.T) {
 		{"update among others", "a=y,b=fp1,c=x", "b", "fp2", "a=y,b=fp2,c=x"},
 		{"unsorted input is normalised", "c=x,b=fp1", "b", "fp2", "b=fp2,c=x"},
 		{"garbage entries dropped", "junk,,=z, a=y ", "b", "fp2", "a=y,b=fp2"},
+		// The annotation is the tenant's to write: what jeton never writes is dropped, and a
+		// huge value cannot grow what jeton keeps per workload during a rotation.
+		{"entries not shaped like jeton's dropped", "A_B=x,a=" + strings.Repeat("y", 65) + ",c=x y", "b", "fp2", "b=fp2"},
+		{"at most 16 entries kept", strings.Repeat("a=1,", 100000) + "z=2", "b", "fp2", "a=1,b=fp2"},
+		{"16 distinct entries, the rotated one always set", "a0=1,a1=1,a2=1,a3=1,a4=1,a5=1,a6=1,a7=1,a8=1,a9=1,b0=1,b1=1,b2=1,b3=1,b4=1,b5=1,b6=1", "zz", "fp2",
+			"a0=1,a1=1,a2=1,a3=1,a4=1,a5=1,a6=1,a7=1,a8=1,a9=1,b0=1,b1=1,b2=1,b3=1,b4=1,b5=1,zz=fp2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package probe
 
 import (
 	"slices"
+	"time"
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
 	"github.com/jeton-dev/jeton/internal/publicapi"
@@ -34,6 +35,10 @@ func NoAnswer(reason string) bool {
 	return reason == jetonv1alpha1.ReasonTimeout || reason == jetonv1alpha1.ReasonUnreachable
 }
 
+// minHostTimeout is the shortest spec.timeout whose timeouts count as the host not
+// answering. The default is 10s.
+const minHostTimeout = 5 * time.Second
+
 // HostOfToken returns the canonical API host tt's probes go to, "" when none is known.
 func HostOfToken(tt *jetonv1alpha1.TechnicalToken) string {
 	return publicapi.CanonicalHost(publicapi.BaseURL(tt.Spec.API, tt.Spec.Environment, tt.Spec.BaseURL))
@@ -48,7 +53,11 @@ func HostHealths(tts []jetonv1alpha1.TechnicalToken) []HostHealth {
 	for i := range tts {
 		tt := &tts[i]
 		st := &tt.Status
-		if st.NextProbeTime == nil || st.LastResult == nil || tt.Spec.Suspend {
+		// A result about an older spec (another host, maybe) says nothing about this host,
+		// and a timeout shorter than minHostTimeout says more about spec.timeout than about
+		// the host: an editor setting 1ms must not page anyone about an IP ban.
+		if st.NextProbeTime == nil || st.LastResult == nil || tt.Spec.Suspend || st.ObservedGeneration != tt.Generation ||
+			(st.LastResult.Reason == jetonv1alpha1.ReasonTimeout && tt.Spec.Timeout != nil && tt.Spec.Timeout.Duration < minHostTimeout) {
 			continue
 		}
 		host := HostOfToken(tt)

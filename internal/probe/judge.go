@@ -86,8 +86,10 @@ func Judge(now time.Time, tt *jetonv1alpha1.TechnicalToken, host HostHealth) (v 
 	// their database, not from the token (datagouv/apistration
 	// siade/app/services/jwt_token_service.rb decodes without verifying exp), so after a
 	// prolongation the old string keeps working past its exp.
+	// A refusal of the token since then (401, 403) withdraws that word.
 	acceptedAfterExpiry := ev.State == expiry.Expired && st.LastSuccessTime != nil && st.ExpiresAt != nil &&
-		st.LastSuccessTime.After(st.ExpiresAt.Time) && st.ConsecutiveFailures < threshold
+		st.LastSuccessTime.After(st.ExpiresAt.Time) && st.ConsecutiveFailures < threshold &&
+		!(st.ConsecutiveFailures > 0 && last != nil && refusesToken(last.Reason))
 	switch {
 	case acceptedAfterExpiry:
 		v = conditions.Verdict{State: conditions.Ready, Reason: jetonv1alpha1.ReasonTokenProlonged, Warning: true,
@@ -130,6 +132,15 @@ func Judge(now time.Time, tt *jetonv1alpha1.TechnicalToken, host HostHealth) (v 
 		v.Message += " (probing is suspended: this is the last known state)"
 	}
 	return v, ev.Next
+}
+
+// refusesToken reports whether a probe result is the API refusing the token itself.
+func refusesToken(reason string) bool {
+	switch reason {
+	case jetonv1alpha1.ReasonUnauthorized, jetonv1alpha1.ReasonExpired, jetonv1alpha1.ReasonRevoked:
+		return true
+	}
+	return false
 }
 
 // hostNote completes the message of a probe that got no answer with what the other tokens

@@ -72,6 +72,12 @@ func TestJudge(t *testing.T) {
 	}{
 		{"exp passed but the API accepted the token since: the API's answer wins, TokenProlonged", tt(healthy(at(-2 * day))),
 			conditions.Ready, jetonv1alpha1.ReasonTokenProlonged, "it was prolonged on the API portal, and the Secret holds the old string", 0, HostHealth{}},
+		{"exp passed, accepted since, then refused: no longer TokenProlonged", tt(func() jetonv1alpha1.TechnicalTokenStatus {
+			st := healthy(at(-2 * day))
+			st.LastResult, st.ConsecutiveFailures = revoked, 1
+			return st
+		}()),
+			conditions.Stalled, jetonv1alpha1.ReasonTokenExpired, "jeton keeps probing", 0, HostHealth{}},
 		{"exp passed and the API answers expired: TokenExpired, the API refuses it", tt(refusedAsExpired()),
 			conditions.Stalled, jetonv1alpha1.ReasonTokenExpired, "expired at " + now.Add(-2*day).Format(time.RFC3339) + " and the API refuses it as expired", 0, HostHealth{}},
 		{"exp passed, no answer since: TokenExpired without claiming the API refuses it", tt(notProbedSinceExpiry()),
@@ -242,6 +248,14 @@ func TestHostHealths(t *testing.T) {
 		{"another host is another health", []jetonv1alpha1.TechnicalToken{
 			tt("", jetonv1alpha1.ReasonTimeout, 3), tt("https://staging.entreprise.api.gouv.fr", jetonv1alpha1.ReasonProbeSucceeded, 0)},
 			HostHealth{Host: official, Probed: 1, Unanswered: 1}, true},
+		{"a timeout under 5s says more about spec.timeout than about the host", []jetonv1alpha1.TechnicalToken{
+			tt("", jetonv1alpha1.ReasonTimeout, 3, func(tt *jetonv1alpha1.TechnicalToken) {
+				tt.Spec.Timeout = &metav1.Duration{Duration: time.Millisecond}
+			})},
+			HostHealth{Host: official}, false},
+		{"a result about an older spec does not count", []jetonv1alpha1.TechnicalToken{
+			tt("", jetonv1alpha1.ReasonTimeout, 3, func(tt *jetonv1alpha1.TechnicalToken) { tt.Generation = 2; tt.Status.ObservedGeneration = 1 })},
+			HostHealth{Host: official}, false},
 		{"recovered: the last probe succeeded", []jetonv1alpha1.TechnicalToken{
 			tt("", jetonv1alpha1.ReasonProbeSucceeded, 0)},
 			HostHealth{Host: official, Probed: 1}, false},
