@@ -163,5 +163,5 @@ func unreachableMessage(host HostHealth) string {
 	if host.Probed > 1 {
 		tokens = fmt.Sprintf("any of its %d technical tokens", host.Probed)
 	}
-	return fmt.Sprintf("%s answers no probe of %s (timeouts, resets or refused connections). The tokens are probably fine: suspect the vendor's address first. API Entreprise and API Particulier ban an IP address for 12 hours when 429s are ignored, and a banned address gets no answer at all; otherwise check the cluster's egress network, firewall or proxy. See the HostUnreachable runbook (docs/alerts.md)", host.Host, tokens)
+	return fmt.Sprintf("%s answers no probe of %s (timeouts, resets or refused connections). The tokens are probably fine: suspect the vendor's address first. API Entreprise and API Particulier ban an IP address for 12 hours when 429s are ignored, and a banned address gets no answer at all; otherwise check the cluster's egress network, firewall or proxy. See the JetonAPIHostUnreachable runbook in docs/alerts.md", host.Host, tokens)
 }
