@@ -213,8 +213,7 @@ func checkSuccessBody(t *testing.T, api jetonv1alpha1.API, raw []byte, r Result)
 			t.Errorf("success with privileges %q (%d ignored), body says %q", r.Privileges, r.IgnoredPrivileges, privileges)
 		}
 	case jetonv1alpha1.APIParticulier:
-		var scopes []string
-		_ = json.Unmarshal(b["scopes"], &scopes)
+		scopes := documentedScopes(raw)
 		want, dropped := sanitize.ScopeNames(scopes)
 		if scopes == nil || !slices.Equal(r.Privileges, want) || r.IgnoredPrivileges != dropped {
 			t.Errorf("success with privileges %q (%d ignored), body says scopes %q", r.Privileges, r.IgnoredPrivileges, scopes)
@@ -228,21 +227,39 @@ func checkSuccessBody(t *testing.T, api jetonv1alpha1.API, raw []byte, r Result)
 
 // documentedPrivileges is API Entreprise's privileges list as the backends give it: at the
 // top level (legacy), or else under data (siade's current controller); nil when neither is
-// a list of strings.
+// a list of strings. Keys match as encoding/json matches struct fields (case-insensitively),
+// as the classification reads them.
 func documentedPrivileges(raw []byte) []string {
-	var b map[string]json.RawMessage
+	var b struct {
+		Privileges json.RawMessage `json:"privileges"`
+		Data       json.RawMessage `json:"data"`
+	}
 	if json.Unmarshal(raw, &b) != nil {
 		return nil
 	}
 	var l []string
-	if json.Unmarshal(b["privileges"], &l) == nil && l != nil {
+	if json.Unmarshal(b.Privileges, &l) == nil && l != nil {
 		return l
 	}
-	var data map[string]json.RawMessage
-	if json.Unmarshal(b["data"], &data) == nil && json.Unmarshal(data["privileges"], &l) == nil && l != nil {
+	var data struct {
+		Privileges json.RawMessage `json:"privileges"`
+	}
+	if json.Unmarshal(b.Data, &data) == nil && json.Unmarshal(data.Privileges, &l) == nil && l != nil {
 		return l
 	}
 	return nil
+}
+
+// documentedScopes is API Particulier's scopes list, read as documentedPrivileges reads.
+func documentedScopes(raw []byte) []string {
+	var b struct {
+		Scopes json.RawMessage `json:"scopes"`
+	}
+	var l []string
+	if json.Unmarshal(raw, &b) != nil || json.Unmarshal(b.Scopes, &l) != nil {
+		return nil
+	}
+	return l
 }
 
 // validSuccessBody reports whether raw is, by the API's documentation, the answer to a
@@ -252,9 +269,7 @@ func validSuccessBody(api jetonv1alpha1.API, raw []byte) bool {
 	case jetonv1alpha1.APIEntreprise:
 		return documentedPrivileges(raw) != nil
 	case jetonv1alpha1.APIParticulier:
-		var b map[string]json.RawMessage
-		var scopes []string
-		return json.Unmarshal(raw, &b) == nil && json.Unmarshal(b["scopes"], &scopes) == nil && scopes != nil
+		return documentedScopes(raw) != nil
 	default:
 		var b struct {
 			Data *struct {
