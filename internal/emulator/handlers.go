@@ -274,8 +274,9 @@ func (s *Server) noAnswer(api jetonv1alpha1.API, t *token, w http.ResponseWriter
 		t.maxInFlight = max(t.maxInFlight, t.inFlight)
 		s.mu.Unlock()
 	}
-	rec := &statusRecorder{ResponseWriter: w, status: StatusNoAnswer}
-	defer s.finish(api, t, r, rec, started, now)
+	// Recorded before the connection closes: the client learns of it at once, and whoever
+	// reads the request log next must find it.
+	s.finish(api, t, r, &statusRecorder{ResponseWriter: w, status: StatusNoAnswer}, started, now)
 	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
 		_ = conn.Close()
 		return
