@@ -183,6 +183,11 @@ const (
 	// status records the value handled in lastHandledRequestedAt. Values longer than
 	// RequestedAtMaxLength are ignored.
 	AnnotationRequestedAt = "jeton.dev/requested-at"
+	// AnnotationGatewayCredentialRotation, on a Habilitation, is an opaque value (a time, by
+	// `kubectl jeton rotate-gateway-credential`) that the gateway credential is bound to:
+	// changing it mints a new credential into the client namespace and revokes the old one
+	// at once, without touching the API token.
+	AnnotationGatewayCredentialRotation = "jeton.dev/gateway-credential-rotation"
 	// RequestedAtMaxLength bounds the annotation value the operator copies into status.
 	RequestedAtMaxLength = 64
 	// FinalizerCleanup is the finalizer jeton sets on its resources (never on a Namespace) so

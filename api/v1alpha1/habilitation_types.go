@@ -123,6 +123,36 @@ type HabilitationSpec struct {
 	// +kubebuilder:default=true
 	// +optional
 	RestartWorkloads *bool `json:"restartWorkloads,omitempty"`
+
+	// delivery chooses how the client's workloads get the API: Direct (the API token is
+	// injected) or Gateway (the injected Secret holds a gateway credential and BASE_URL
+	// points at jeton's gateway, which adds the token and enforces recipient and the
+	// vendor's limits). Unset: the operator's --default-delivery (Direct unless changed).
+	// +kubebuilder:validation:Enum=Direct;Gateway
+	// +optional
+	Delivery Delivery `json:"delivery,omitempty"`
+
+	// gateway tunes what the gateway lets this Habilitation's workloads do.
+	// +optional
+	Gateway *GatewayPolicy `json:"gateway,omitempty"`
+}
+
+// Delivery is how a Habilitation's workloads reach the API.
+type Delivery string
+
+const (
+	// DeliveryDirect injects the API token into the client namespace.
+	DeliveryDirect Delivery = "Direct"
+	// DeliveryGateway injects a gateway credential; the API token stays with jeton.
+	DeliveryGateway Delivery = "Gateway"
+)
+
+// GatewayPolicy is what the gateway allows a Habilitation beyond the defaults.
+type GatewayPolicy struct {
+	// allowMutations lets the workloads send GraphQL mutations (Démarches Numériques:
+	// changing a dossier's state, sending a message). Default false: queries only.
+	// +optional
+	AllowMutations bool `json:"allowMutations,omitempty"`
 }
 
 // SecretReference names a Secret in a namespace.
@@ -144,6 +174,11 @@ type HabilitationStatus struct {
 	// targetSecret is the Secret jeton wrote in the client namespace.
 	// +optional
 	TargetSecret *SecretReference `json:"targetSecret,omitempty"`
+
+	// delivery is the delivery in force for the injected Secret (spec.delivery or the
+	// operator's default). The gateway serves only Habilitations whose delivery is Gateway.
+	// +optional
+	Delivery Delivery `json:"delivery,omitempty"`
 
 	// lastRotationTime is when a new token was last written into the target Secret.
 	// +optional
