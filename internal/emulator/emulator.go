@@ -48,6 +48,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -86,11 +87,15 @@ const (
 	Conflict Behaviour = "conflict"
 	// NotFound: Démarches Numériques only, 200 with errors code not_found (unknown démarche).
 	NotFound Behaviour = "not-found"
+	// LargeAnswer: data routes answer 200 with a body of SetLargeAnswer bytes (default
+	// 1 MiB), streamed without holding it; token checks answer as Healthy. For the
+	// gateway's streaming benchmark.
+	LargeAnswer Behaviour = "large-answer"
 )
 
 // Behaviours lists every Behaviour, for usage messages and validation.
 var Behaviours = []Behaviour{Healthy, Unauthorized, Expired, Revoked, InsufficientPrivileges,
-	RateLimited, RateLimitedEmptyBody, Slow, Down, ServerError, Conflict, NotFound}
+	RateLimited, RateLimitedEmptyBody, Slow, Down, ServerError, Conflict, NotFound, LargeAnswer}
 
 // ErrUnknownToken is returned (wrapped) for an id the emulator never minted.
 var ErrUnknownToken = errors.New("unknown token id")
@@ -98,6 +103,7 @@ var ErrUnknownToken = errors.New("unknown token id")
 const (
 	defaultRetryAfter = 32 * time.Second // what staging sends
 	defaultDelay      = 30 * time.Second
+	defaultLarge      = 1 << 20 // bytes of a LargeAnswer token's answers without SetLargeAnswer
 	lifetimeMonths    = 18    // the portal's token lifetime
 	maxLoggedRequests = 10000 // per token, so a long `make dev` stays bounded
 	// StatusClientClosedRequest is recorded in the request log when the client gave up
@@ -128,13 +134,25 @@ type MintOptions struct {
 	NoExpiry bool
 }
 
-// Request is one request the emulator saw for a token.
+// Request is one request the emulator saw for a token. It holds what tests of the
+// gateway assert upstream and nothing more: never a token, a header value, a body or a
+// query value other than a SIRET-shaped recipient (a public client's SIRET, not
+// personal data).
 type Request struct {
 	Time     time.Time
 	Method   string
 	Path     string
 	Status   int // StatusClientClosedRequest when the client gave up
 	Duration time.Duration
+	// Recipient is the query's recipient when it came once and is 14 ASCII digits;
+	// "" otherwise (absent, repeated or anything else: nothing else is kept).
+	Recipient string
+	// Recipients is how many recipient values the query carried (2+: repeated).
+	Recipients int
+	// Authorization and APIKey: an Authorization or X-Api-Key header came (never its value).
+	Authorization, APIKey bool
+	// Mutation: a Démarches Numériques request whose operation is a GraphQL mutation.
+	Mutation bool
 }
 
 // Option configures a Server.
@@ -170,10 +188,14 @@ type Server struct {
 	defaultDelay time.Duration
 	legacy       bool
 
+	limits map[jetonv1alpha1.API]Limits
+
 	mu        sync.Mutex
 	tokens    map[string]*token // by id
 	order     []string          // ids in minting order, for a stable listing
 	ipWindows map[string]*window
+	ipLog     map[string][]time.Time // arrival times per API and address, for MaxInWindowPerIP
+	tooMany   int                    // 429s answered, all tokens and addresses
 	down      bool
 	banned    bool      // every API request gets no answer (SetBanned)
 	lastOK    time.Time // last time /pings was ok, for its body
@@ -202,6 +224,8 @@ type token struct {
 	window      window
 	requests    []Request
 	total       int
+	tooMany     int   // 429s answered to this token
+	largeBytes  int64 // LargeAnswer body size; 0: defaultLarge
 	inFlight    int
 	maxInFlight int
 }
@@ -214,6 +238,8 @@ func New(opts ...Option) *Server {
 		defaultDelay: defaultDelay,
 		tokens:       map[string]*token{},
 		ipWindows:    map[string]*window{},
+		ipLog:        map[string][]time.Time{},
+		limits:       maps.Clone(defaultLimits),
 	}
 	for _, o := range opts {
 		o(s)
@@ -359,6 +385,17 @@ func (s *Server) SetDelay(id string, d time.Duration) error {
 			return fmt.Errorf("delay %s: must not be negative", d)
 		}
 		t.delay = d
+		return nil
+	})
+}
+
+// SetLargeAnswer sets the size in bytes of a LargeAnswer token's data answers.
+func (s *Server) SetLargeAnswer(id string, n int64) error {
+	return s.update(id, func(t *token) error {
+		if n < minLargeAnswer || n > maxLargeAnswer {
+			return fmt.Errorf("large answer of %d bytes: want %d to %d", n, minLargeAnswer, maxLargeAnswer)
+		}
+		t.largeBytes = n
 		return nil
 	})
 }
