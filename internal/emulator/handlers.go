@@ -471,14 +471,18 @@ func (s *Server) finish(api jetonv1alpha1.API, t *token, r *http.Request, rec *s
 		if status == http.StatusTooManyRequests {
 			t.tooMany++
 		}
-		q := Request{Time: now, Method: r.Method, Path: r.URL.Path, Status: status, Duration: d,
-			Authorization: len(r.Header.Values("Authorization")) > 0, APIKey: len(r.Header.Values("X-Api-Key")) > 0,
-			Mutation: ep.mutation}
-		q.Recipient, q.Recipients = recordedRecipient(r)
-		t.requests = append(t.requests, q)
-		if len(t.requests) >= 2*maxLoggedRequests { // trim in bulk, so logging stays O(1) amortised
-			t.requests = slices.Delete(t.requests, 0, len(t.requests)-maxLoggedRequests)
-		}
+	}
+	q := Request{Time: now, Method: r.Method, Path: r.URL.Path, Status: status, Duration: d,
+		Authorization: len(r.Header.Values("Authorization")) > 0, APIKey: len(r.Header.Values("X-Api-Key")) > 0,
+		Mutation: ep.mutation}
+	q.Recipient, q.Recipients = recordedRecipient(r)
+	log := &s.unauthenticated
+	if t != nil {
+		log = &t.requests
+	}
+	*log = append(*log, q)
+	if len(*log) >= 2*maxLoggedRequests { // trim in bulk, so logging stays O(1) amortised
+		*log = slices.Delete(*log, 0, len(*log)-maxLoggedRequests)
 	}
 	s.mu.Unlock()
 	s.log.Info("request", "api", api, "method", r.Method, "path", r.URL.Path, "tokenID", id, "status", status, "duration", d)
