@@ -39,8 +39,8 @@ func (s *Server) dataRoutes() {
 // the token, mandatory-parameter and recipient checks).
 const contentTypeJSONAPI = "application/vnd.api+json"
 
-// siadeBlank is Rails' `blank?` on a query parameter: absent, empty or whitespace only.
-// Rack keeps the last of repeated values.
+// siadeParam returns a query parameter as Rails' params do (Rack keeps the last of
+// repeated values) and whether it is `blank?`: absent, empty or white space only.
 func siadeParam(q url.Values, name string) (value string, blank bool) {
 	vs := q[name]
 	if len(vs) == 0 {
