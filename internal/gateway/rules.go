@@ -33,7 +33,9 @@ type Route struct {
 	Method   string
 	Path     string // cleaned absolute path, as sent upstream
 	RawQuery string // rebuilt from the validated values (url.Values.Encode)
-	Body     []byte // the validated body (Démarches Numériques); nil for GET
+	// Body is the validated body (Démarches Numériques), rebuilt from the checked fields;
+	// nil for GET: send no body then (http.NoBody, ContentLength 0), never the client's.
+	Body []byte
 	// ContentType is the Content-Type to send upstream ("application/json" with a Body,
 	// empty for GET: a GET goes without a body and without Content-Type).
 	ContentType string
