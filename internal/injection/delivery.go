@@ -44,10 +44,13 @@ func GatewayDelivery(credential, gatewayURL string) Delivered {
 }
 
 // PreviousDelivered is the fingerprint of what h's injected Secret delivered when status
-// was last written: status.deliveredFingerprint, or for a status written before that field
-// existed (Direct delivery only), the token's fingerprint.
+// was last written: status.deliveredFingerprint, kept when a refusal removes the Secret (the
+// workloads still hold what they read: a new delivery restarts them). A status written
+// before that field existed (Direct delivery only) with a Secret injected gives the token's
+// fingerprint; without one, nothing: a token recorded by a refusal was never delivered,
+// and its first delivery must restart nothing.
 func PreviousDelivered(st *jetonv1alpha1.HabilitationStatus) string {
-	if st.DeliveredFingerprint != "" {
+	if st.DeliveredFingerprint != "" || st.TargetSecret == nil {
 		return st.DeliveredFingerprint
 	}
 	return st.TokenFingerprint

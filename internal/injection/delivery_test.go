@@ -66,8 +66,12 @@ func TestPreviousDelivered(t *testing.T) {
 		want string
 	}{
 		{"first pass", jetonv1alpha1.HabilitationStatus{}, ""},
-		{"status written before deliveredFingerprint existed (Direct)",
-			jetonv1alpha1.HabilitationStatus{TokenStatus: jetonv1alpha1.TokenStatus{TokenFingerprint: "tok"}}, "tok"},
+		{"status written before deliveredFingerprint existed (Direct, injected)",
+			jetonv1alpha1.HabilitationStatus{TokenStatus: jetonv1alpha1.TokenStatus{TokenFingerprint: "tok"}, TargetSecret: &jetonv1alpha1.SecretReference{}}, "tok"},
+		{"token recorded by a refusal, never delivered",
+			jetonv1alpha1.HabilitationStatus{TokenStatus: jetonv1alpha1.TokenStatus{TokenFingerprint: "tok"}}, ""},
+		{"delivered, then removed by a refusal",
+			jetonv1alpha1.HabilitationStatus{TokenStatus: jetonv1alpha1.TokenStatus{TokenFingerprint: "tok"}, DeliveredFingerprint: "cred"}, "cred"},
 		{"gateway", jetonv1alpha1.HabilitationStatus{TokenStatus: jetonv1alpha1.TokenStatus{TokenFingerprint: "tok"}, DeliveredFingerprint: "cred"}, "cred"},
 	}
 	for _, tt := range tests {
