@@ -204,9 +204,13 @@ type Limits struct {
 	wantSince    time.Time
 	// gen changes whenever tokens' buckets must be recomputed (a rescale, a new fair
 	// share); each token catches up lazily, on its next request.
-	gen    uint64
-	hosts  map[string]*hostLimits
-	tokens map[string]*tokenLimits
+	gen uint64
+	// lastNow is the latest time seen (monotonic).
+	lastNow time.Time
+	hosts   map[string]*hostLimits
+	tokens  map[string]*tokenLimits
+	// demands is refreshFair's buffer, kept between calls.
+	demands []float64
 }
 
 type hostLimits struct {
@@ -279,6 +283,17 @@ func (l *Limits) Replicas() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.replicas
+}
+
+// monotonic keeps the times the buckets see in order: concurrent callers read the clock
+// before taking the lock, and a rate.Limiter given an earlier time than its last counts
+// the time in between twice, as if more had been earned.
+func (l *Limits) monotonic(now time.Time) time.Time {
+	if now.Before(l.lastNow) {
+		return l.lastNow
+	}
+	l.lastNow = now
+	return now
 }
 
 // applyReplicas brings the replica count in force to SetReplicas' value when due.
@@ -403,7 +418,8 @@ func (t *tokenLimits) demandPerSecond(now time.Time) float64 {
 // tokens idle for activeFor.
 func (l *Limits) refreshFair(host string, h *hostLimits, now time.Time) {
 	h.fairAt = now
-	var demands []float64
+	demands := l.demands[:0]
+	defer func() { l.demands = demands[:0] }()
 	for fp, t := range l.tokens {
 		if now.Sub(t.lastAsk) >= activeFor {
 			delete(l.tokens, fp)
@@ -475,6 +491,7 @@ func (l *Limits) Admit(api jetonv1alpha1.API, host, fp string, now time.Time) (o
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	now = l.monotonic(now)
 	l.applyReplicas(now)
 	h := l.host(host)
 	t := l.ask(api, host, fp, now)
@@ -522,6 +539,7 @@ func (l *Limits) Observe(host, fp string, status int, h http.Header, now time.Ti
 func (l *Limits) HostRemaining(host string, now time.Time) float64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	now = l.monotonic(now)
 	l.applyReplicas(now)
 	h := l.hosts[host]
 	if h == nil {

@@ -280,6 +280,37 @@ func TestAdmitThrottlesATokenAndTheHost(t *testing.T) {
 	}
 }
 
+// TestFairShareIsMaxMin: the host's budget is split by demand, not evenly. One token
+// asking far more than its limit beside 30 tokens at 5/min each on one replica: the small
+// ones get everything they ask, and the big one keeps its own per-token limit (about
+// 212/min), since the host has room for it; it is not held to 790/31 ≈ 25/min.
+func TestFairShareIsMaxMin(t *testing.T) {
+	l := NewLimits(LimitsOptions{Replicas: 1})
+	const host = "entreprise.api.gouv.fr"
+	big, small, smallAsked := 0, 0, 0
+	for ms := 0; ms < 180_000; ms += 10 {
+		now := t0.Add(time.Duration(ms) * time.Millisecond)
+		if ok, _, _ := l.Admit(apiE, host, "big", now); ok && ms >= 120_000 {
+			big++
+		}
+		for i := range 30 {
+			if (ms+i*400)%12_000 == 0 { // every 12s, phases spread
+				smallAsked++
+				if ok, _, _ := l.Admit(apiE, host, fmt.Sprint("small", i), now); ok {
+					small++
+				}
+			}
+		}
+	}
+	if small != smallAsked {
+		t.Errorf("small tokens: %d of %d admitted, want all", small, smallAsked)
+	}
+	if big < 200 || big > 237 {
+		t.Errorf("the big token sent %d in the last minute, want its per-token share (212 + burst at most)", big)
+	}
+	t.Logf("small tokens %d/%d, big token %d in the last minute", small, smallAsked, big)
+}
+
 func TestIdleTokensAreDropped(t *testing.T) {
 	l := NewLimits(LimitsOptions{Replicas: 1})
 	for i := range 10000 {
