@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -503,4 +505,38 @@ func BenchmarkMemory10000Tokens(b *testing.B) {
 		perToken = memoryPerToken(10000)
 	}
 	b.ReportMetric(perToken, "B/token")
+}
+
+// TestLimitsConcurrent: Admit, Observe, SetReplicas and HostRemaining from many
+// goroutines on the real clock (run with -race); the host's bucket still bounds what is
+// admitted.
+func TestLimitsConcurrent(t *testing.T) {
+	l := NewLimits(LimitsOptions{Replicas: 1})
+	const host = "entreprise.api.gouv.fr"
+	start := time.Now()
+	var wg sync.WaitGroup
+	var admitted atomic.Int64
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 2000 {
+				fp := fmt.Sprint("t", g, "-", i%50)
+				if ok, _, _ := l.Admit(apiE, host, fp, time.Now()); ok {
+					admitted.Add(1)
+					l.Observe(host, fp, 200, http.Header{}, time.Now())
+				}
+				if i%500 == 0 {
+					l.SetReplicas(1 + i%3)
+					l.HostRemaining(host, time.Now())
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	// One replica at most: 790/min with a burst of 79.
+	if bound := 79 + int64(elapsed.Seconds()*790/60) + 1; admitted.Load() > bound {
+		t.Errorf("%d admitted in %s, over the host's %d", admitted.Load(), elapsed, bound)
+	}
 }
