@@ -133,8 +133,9 @@ func parseFlags(fs *flag.FlagSet, args []string, operatorNamespace string) (*con
 	// --test-probe-interval exists only in binaries built for tests (testflags_jetontest.go).
 	registerTestFlags(fs, c)
 	fs.IntVar(&c.apiHostBudget, "api-host-budget-per-minute", budget.DefaultPerHostPerMinute,
-		"Requests per minute jeton sends to each public API host, all tokens together, whatever the host's spelling: keep it under the per-address limit "+
-			"(1000/min per IP on API Entreprise and API Particulier; exceeding it bans the vendor's address for 12 hours).")
+		"Requests per minute the probes send to each public API host, all tokens together, whatever the host's spelling: the prober's share of the "+
+			"per-address limit (1000/min per IP on API Entreprise and API Particulier; exceeding it bans the vendor's address for 12 hours), "+
+			"which it shares with the gateway (keep the gateway's --prober-share-per-minute equal to it).")
 	// The gateway (issue 22): how a Habilitation without spec.delivery reaches the API.
 	var defaultDelivery string
 	fs.StringVar(&defaultDelivery, "default-delivery", string(jetonv1alpha1.DeliveryDirect),

@@ -45,8 +45,8 @@ func TestChartRendersEveryOption(t *testing.T) {
 				t.Errorf("%s rendered by default; it is opt-in (it needs the Prometheus Operator or Grafana)", kind)
 			}
 		}
-		if args := stringList(c["args"]); !slices.Contains(args, "--api-host-budget-per-minute=800") {
-			t.Errorf("args %q lack the per-host budget under the APIs' 1000/min per address", args)
+		if args := stringList(c["args"]); !slices.Contains(args, "--api-host-budget-per-minute=60") {
+			t.Errorf("args %q lack the prober's share of the address budget (60/min, the gateway's --prober-share-per-minute)", args)
 		}
 		objs.get(t, "PodDisruptionBudget", operatorNamespace, "jeton-controller-manager")
 		crds := objs.ofKind("CustomResourceDefinition")
