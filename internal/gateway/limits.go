@@ -21,15 +21,9 @@ import (
 // manager's prober) under the vendor's limits, and one flooding client from starving the
 // others. docs/gateway.md, "Limits", explains the design and its arithmetic.
 
-// Reasons Admit gives when it refuses (the reason label of jeton_gateway_refusals_total).
-const (
-	// ReasonThrottled: this token is over its budget, or this replica's budget for the host
-	// is spent; the client should come back after the wait.
-	ReasonThrottled = "throttled"
-	// ReasonUpstreamHeld: the API answered 429, Retry-After or RateLimit-Remaining: 0 and
-	// nothing goes to it with this token (or, after a 429, to this host) until the wait ends.
-	ReasonUpstreamHeld = "upstream_held"
-)
+// Admit refuses with ReasonThrottled (this token over its budget, or this replica's budget
+// for the host spent) or ReasonUpstreamHeld (the API asked to wait: a 429, Retry-After or
+// RateLimit-Remaining: 0), the reason label of jeton_gateway_refusals_total.
 
 // Defaults of LimitsOptions, the gateway's --address-budget-per-minute and
 // --prober-share-per-minute.

@@ -33,7 +33,7 @@ type floodStats struct {
 	total, upstream429, maxPerToken, maxPerIP int
 }
 
-func (w *world) floodStats(clients []*client) floodStats {
+func (w *world) floodStats(clients []*tenant) floodStats {
 	var st floodStats
 	for _, c := range clients {
 		st.total += len(w.emu.Requests(c.tokenID))

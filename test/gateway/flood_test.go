@@ -42,7 +42,7 @@ func TestFloodStaysUnderTheVendorsLimits(t *testing.T) {
 			"--prober-share-per-minute", "30",
 		},
 	})
-	var flooders, wells []*client
+	var flooders, wells []*tenant
 	for i := range floodFlooders {
 		flooders = append(flooders, w.addClient(fmt.Sprintf("gw-flood-%02d", i), jetonv1alpha1.APIEntreprise))
 	}
@@ -54,7 +54,7 @@ func TestFloodStaysUnderTheVendorsLimits(t *testing.T) {
 	// send is a client library behind a Service: round robin over the replicas alive, one
 	// retry on another replica when a connection fails (the killed replica).
 	var rr atomic.Uint64
-	send := func(c *client) (int, error) {
+	send := func(c *tenant) (int, error) {
 		var lastErr error
 		for range 2 {
 			i := int(rr.Add(1) % floodReplicas)

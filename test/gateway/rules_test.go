@@ -28,7 +28,7 @@ func TestGatewayEnforcesTheVendorsRules(t *testing.T) {
 	b := w.addClient("gw-rules-b", jetonv1alpha1.APIEntreprise)
 
 	// upstream returns what the emulator saw for a client's token since mark.
-	upstream := func(c *client, mark int) []emulatorRequest { return w.requestsSince(c.tokenID, mark) }
+	upstream := func(c *tenant, mark int) []emulatorRequest { return w.requestsSince(c.tokenID, mark) }
 
 	t.Run("a client's call reaches the API with its own token and SIRET as recipient", func(t *testing.T) {
 		mark := len(upstream(a, 0))
@@ -201,7 +201,7 @@ func rawStatus(t *testing.T, addr, raw string) int {
 }
 
 // hab reads c's Habilitation as it is now.
-func hab(t *testing.T, c *client) *jetonv1alpha1.Habilitation {
+func hab(t *testing.T, c *tenant) *jetonv1alpha1.Habilitation {
 	t.Helper()
 	h := &jetonv1alpha1.Habilitation{}
 	if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(c.hab), h); err != nil {

@@ -84,8 +84,8 @@ func newWorld(t *testing.T, credNS string, o worldOptions) *world {
 	return w
 }
 
-// client is a public client with one Habilitation delivered through the gateway.
-type client struct {
+// tenant is a public client with one Habilitation delivered through the gateway.
+type tenant struct {
 	name, namespace, siret string
 	hab                    *jetonv1alpha1.Habilitation
 	tokenID                string // the emulator's id of its API token
@@ -95,11 +95,11 @@ type client struct {
 
 // addClient creates PublicClient name (namespace name) and its Habilitation on api with a
 // fresh emulator token, delivered through the gateway, and waits for the injected Secret.
-func (w *world) addClient(name string, api jetonv1alpha1.API, mutate ...func(*jetonv1alpha1.Habilitation)) *client {
+func (w *world) addClient(name string, api jetonv1alpha1.API, mutate ...func(*jetonv1alpha1.Habilitation)) *tenant {
 	t := w.t
 	t.Helper()
 	ctx := t.Context()
-	c := &client{name: name, namespace: name, siret: newSIRET()}
+	c := &tenant{name: name, namespace: name, siret: newSIRET()}
 	scopes := []string{"unites_legales_etablissements_insee"}
 	if api == jetonv1alpha1.DemarchesNumeriques {
 		scopes = []string{"1"}
@@ -133,7 +133,7 @@ func (w *world) addClient(name string, api jetonv1alpha1.API, mutate ...func(*je
 
 // waitCredential waits until the Habilitation is Ready with its Secret injected holding a
 // gateway credential other than old, and returns it.
-func (w *world) waitCredential(c *client, old string) string {
+func (w *world) waitCredential(c *tenant, old string) string {
 	t := w.t
 	t.Helper()
 	var cred string
@@ -194,7 +194,7 @@ func (w *world) call(i int, method, pathAndQuery, credential string, body io.Rea
 }
 
 // aePath is an API Entreprise data call about the client's own establishment.
-func aePath(c *client, query string) string {
+func aePath(c *tenant, query string) string {
 	p := "/v3/insee/sirene/etablissements/" + c.siret + "?context=test&object=gateway"
 	if query != "" {
 		p += "&" + query
