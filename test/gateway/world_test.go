@@ -216,6 +216,16 @@ func (w *world) scanLogs() {
 	w.mu.Lock()
 	secrets := append([]string(nil), w.secrets...)
 	w.mu.Unlock()
+	// Events too: the manager's, about every object of the test.
+	var events corev1.EventList
+	if err := env.Client.List(context.Background(), &events); err != nil {
+		t.Errorf("listing events: %v", err)
+	}
+	var all strings.Builder
+	for _, e := range events.Items {
+		all.WriteString(e.Message + "\n")
+	}
+	outs["events"] = all.String()
 	// The scan below reads real access logs: every test calls through gateway-0.
 	if !strings.Contains(outs["gateway-0"], `"msg":"request"`) {
 		t.Errorf("gateway-0 logged no access line: the scan would prove nothing")
