@@ -260,6 +260,21 @@ func TestChartGateway(t *testing.T) {
 		serverDryRun(t, objs, "monitoring", "vendor-credentials")
 	})
 
+	t.Run("without the gateway", func(t *testing.T) {
+		// Monitoring on, gateway off: no gateway ServiceMonitor, and no gateway alert (the
+		// replicas alert would only say, for good, that there is no gateway).
+		objs := mustTemplate(t, "jeton", operatorNamespace, "--set", "gateway.enabled=false,prometheusRule.enabled=true,serviceMonitor.enabled=true")
+		for _, k := range objs.keys() {
+			if strings.Contains(k, "gateway") {
+				t.Errorf("%s rendered with gateway.enabled false", k)
+			}
+		}
+		rules := fmt.Sprint(nested(t, objs.get(t, "PrometheusRule", operatorNamespace, "jeton-alerts"), "spec", "groups"))
+		if strings.Contains(rules, "JetonGateway") || !strings.Contains(rules, "JetonOperatorDown") {
+			t.Errorf("PrometheusRule without the gateway: want the other alerts and no JetonGateway*: %s", rules)
+		}
+	})
+
 	t.Run("explicit URL", func(t *testing.T) {
 		objs := mustTemplate(t, "jeton", operatorNamespace, "--set", "gateway.url=https://jeton.example/gw")
 		if args := stringList(container(t, objs.get(t, "Deployment", operatorNamespace, "jeton-controller-manager"))["args"]); !slices.Contains(args, "--gateway-url=https://jeton.example/gw") {
