@@ -2,6 +2,8 @@ package packaging
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -445,4 +447,45 @@ func TestInstallerGatewayLeastPrivilege(t *testing.T) {
 			t.Errorf("gateway can %s %s in %q: %q, want %v", c.verb, c.resource, c.namespace, strings.TrimSpace(out), c.want)
 		}
 	}
+}
+
+// TestRenderGatewayTLSComponent: config/default with the component config/gateway/tls (as
+// docs/gateway.md says to use it) serves HTTPS on 8443 from the Secret jeton-gateway-tls,
+// mounted read-only where --tls-cert-dir points, behind the Service's port https; the API
+// server accepts the result.
+func TestRenderGatewayTLSComponent(t *testing.T) {
+	overlay := t.TempDir()
+	rel := func(p string) string {
+		r, err := filepath.Rel(overlay, repoPath(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	kustomization := fmt.Sprintf("resources:\n- %s\ncomponents:\n- %s\n", rel("config/default"), rel("config/gateway/tls"))
+	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(kustomization), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	objs := parseManifests(t, must(t, nil, nil, tool(t, "kustomize", "tools"), "build", overlay).stdout)
+	checkGatewayService(t, objs, 8443, "https")
+	d := objs.get(t, "Deployment", operatorNamespace, "jeton-gateway")
+	c := gatewayContainer(t, d)
+	args := stringList(c["args"])
+	for _, want := range []string{"--listen-address=:8443", "--tls-cert-dir=/tls"} {
+		if !slices.Contains(args, want) {
+			t.Errorf("gateway args %q lack %s", args, want)
+		}
+	}
+	if slices.Contains(args, "--listen-address=:8080") {
+		t.Errorf("gateway args %q still listen on :8080", args)
+	}
+	if ports := fmt.Sprint(c["ports"]); !strings.Contains(ports, "containerPort:8443") || !strings.Contains(ports, "name:https") {
+		t.Errorf("gateway container ports %s, want https 8443", ports)
+	}
+	mounts := fmt.Sprint(c["volumeMounts"])
+	vols := fmt.Sprint(nested(t, d, "spec", "template", "spec", "volumes"))
+	if !strings.Contains(mounts, "mountPath:/tls") || !strings.Contains(mounts, "readOnly:true") || !strings.Contains(vols, "secretName:jeton-gateway-tls") {
+		t.Errorf("gateway volumeMounts %s volumes %s: want Secret jeton-gateway-tls read-only at /tls", mounts, vols)
+	}
+	serverDryRun(t, objs)
 }
