@@ -353,7 +353,9 @@ func splitLimit(lim Limit, n int) (rate.Limit, int) {
 	}
 	if perWindow <= 0 {
 		// More replicas than requests per window: no split by independent buckets holds
-		// it; send as little as a bucket can (one request, then one per n windows).
+		// it (each may send one request per window); send as little as a bucket can.
+		// ParsePerTokenLimits asks for at least 10 requests per period, the APIs publish 20
+		// or more.
 		perWindow = float64(lim.Requests) / float64(n) / 2
 	}
 	return rate.Limit(perWindow / lim.Per.Seconds()), burst
