@@ -436,7 +436,16 @@ ReplicaSet whose pod is Running, the old pod gone.
   bin/kubectl -n trifouilly get replicasets,pods -l app.kubernetes.io/name=marches-publics
   bin/kubectl -n jeton-system get events --field-selector involvedObject.name=trifouilly-api-entreprise
 
+Call an API through the gateway: move Trifouilly's API Particulier habilitation to it, then
+call as the application does (TOKEN is now a gateway credential, BASE_URL the gateway):
+
+  bin/kubectl -n jeton-system patch habilitation trifouilly-api-particulier --type merge -p '{"spec":{"delivery":"Gateway"}}'
+  bin/kubectl -n jeton-system wait habilitation/trifouilly-api-particulier --for=jsonpath='{.status.delivery}'=Gateway
+  TOKEN=$(bin/kubectl -n trifouilly get secret api-particulier -o jsonpath='{.data.TOKEN}' | base64 -d)
+  BASE_URL=$(bin/kubectl -n trifouilly get secret api-particulier -o jsonpath='{.data.BASE_URL}' | base64 -d)
+  curl -s -H "X-Api-Key: $TOKEN" "$BASE_URL/v3/france_travail/statut/identifiant?identifiant=A1B2C3"
+
 The cluster components' logs are in %[6]s.
-Ctrl-C stops the manager, the emulator and the cluster; nothing is left running.
+Ctrl-C stops the manager, the gateway, the emulator and the cluster; nothing is left running.
 `, root, filepath.Join(cfg.dir, "kubeconfig"), "http://"+cfg.metricsAddr, "http://"+cfg.emulatorAddr, ids["technical-api-entreprise-token"], logDir)
 }
