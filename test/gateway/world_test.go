@@ -35,7 +35,6 @@ type world struct {
 
 	mu      sync.Mutex
 	secrets []string // tokens and gateway credentials
-	sirets  []string // recipients, which must not appear as query values in logs
 }
 
 type worldOptions struct {
