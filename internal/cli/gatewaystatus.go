@@ -73,7 +73,7 @@ type GatewayCount struct {
 // budget (throttled) or while the API asked to wait (upstream_held).
 type ThrottledClient struct {
 	Namespace, Habilitation, Client, API string
-	Throttled, UpstreamHeld                 float64
+	Throttled, UpstreamHeld              float64
 }
 
 func (c ThrottledClient) total() float64 { return c.Throttled + c.UpstreamHeld }

@@ -131,8 +131,10 @@ func TestGatewayStatus(t *testing.T) {
 			maxLines: 2,
 		},
 		{
-			name:   "two replicas summed, nothing throttled upstream",
-			scrape: func(t *testing.T) GatewayScrape { return GatewayScrape{Namespace: "jeton-system", Replicas: twoReplicas(t)} },
+			name: "two replicas summed, nothing throttled upstream",
+			scrape: func(t *testing.T) GatewayScrape {
+				return GatewayScrape{Namespace: "jeton-system", Replicas: twoReplicas(t)}
+			},
 			want: []string{
 				"GATEWAY (namespace jeton-system) - 2 of 2 replica(s) reached; 2 ready of 2 expected, as they see it",
 				"counts since each replica started (up 1h30m to 5h0m)",
@@ -145,9 +147,11 @@ func TestGatewayStatus(t *testing.T) {
 			wantNot: []string{"idle", "not reached"},
 		},
 		{
-			name:   "-n: only that namespace's Habilitations, the unidentified left out",
-			scrape: func(t *testing.T) GatewayScrape { return GatewayScrape{Namespace: "jeton-system", Replicas: twoReplicas(t)} },
-			scope:  "creds",
+			name: "-n: only that namespace's Habilitations, the unidentified left out",
+			scrape: func(t *testing.T) GatewayScrape {
+				return GatewayScrape{Namespace: "jeton-system", Replicas: twoReplicas(t)}
+			},
+			scope: "creds",
 			want: []string{
 				"counts since each replica started (up 1h30m to 5h0m), Habilitations of namespace creds only",
 				"requests: 107, 2xx 100, 4xx 7 (429 4)",
@@ -192,15 +196,19 @@ func TestGatewayStatus(t *testing.T) {
 			maxLines: 3,
 		},
 		{
-			name:   "throttled clients: the top 10, most first",
-			scrape: func(t *testing.T) GatewayScrape { return GatewayScrape{Namespace: "jeton-system", Replicas: manyThrottled(t)} },
-			want:   []string{"Habilitation creds/hab-12", "Habilitation creds/hab-11", "Habilitation creds/hab-03", "... and 2 more"},
+			name: "throttled clients: the top 10, most first",
+			scrape: func(t *testing.T) GatewayScrape {
+				return GatewayScrape{Namespace: "jeton-system", Replicas: manyThrottled(t)}
+			},
+			want: []string{"Habilitation creds/hab-12", "Habilitation creds/hab-11", "Habilitation creds/hab-03", "... and 2 more"},
 			// hab-02 and hab-01 are the 11th and 12th.
 			wantNot: []string{"hab-02", "hab-01"},
 		},
 		{
-			name:    "label values bounded to one short line",
-			scrape:  func(t *testing.T) GatewayScrape { return GatewayScrape{Namespace: "jeton-system", Replicas: hostile(t)} },
+			name: "label values bounded to one short line",
+			scrape: func(t *testing.T) GatewayScrape {
+				return GatewayScrape{Namespace: "jeton-system", Replicas: hostile(t)}
+			},
 			want:    []string{"Habilitation creds/evil   UPSTREAM 429s - forged line [2Jxxx", "…  client=evil"},
 			wantNot: []string{"\x1b", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
 		},
