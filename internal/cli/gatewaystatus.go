@@ -87,9 +87,10 @@ type GatewayReport struct {
 	Unreached       []string // "pod: why"
 	// Scope is the Habilitation namespace the rows are limited to ("" for all).
 	Scope string
-	// Uptime of the youngest and oldest replica reached (zero when unknown): every count
-	// is since its replica started.
+	// Uptime of the youngest and oldest replica reached, of the Started ones that expose
+	// their start time: every count is since its replica started.
 	YoungestUp, OldestUp time.Duration
+	Started              int
 	// Ready and expected replicas as the replicas see them (the largest value seen).
 	ReadyReplicas, ExpectedReplicas float64
 	Requests                        float64
@@ -168,11 +169,12 @@ func GatewayStatus(s GatewayScrape, scope string, now time.Time) GatewayReport {
 		}
 		for _, m := range metricsOf(r.Families, metricProcessStartTime) {
 			if start := m.GetGauge().GetValue(); start > 0 {
-				up := now.Sub(time.Unix(int64(start), 0)).Round(time.Minute)
-				if rep.YoungestUp == 0 || up < rep.YoungestUp {
+				up := max(now.Sub(time.Unix(int64(start), 0)), 0)
+				if rep.Started == 0 || up < rep.YoungestUp {
 					rep.YoungestUp = up
 				}
 				rep.OldestUp = max(rep.OldestUp, up)
+				rep.Started++
 			}
 		}
 	}
@@ -294,8 +296,8 @@ func WriteGatewayStatus(w io.Writer, r GatewayReport) {
 	}
 	since := "counts since each replica started"
 	switch {
-	case r.OldestUp == 0:
-	case r.YoungestUp == r.OldestUp:
+	case r.Started == 0:
+	case uptime(r.YoungestUp) == uptime(r.OldestUp):
 		since += fmt.Sprintf(" (up %s)", uptime(r.OldestUp))
 	default:
 		since += fmt.Sprintf(" (up %s to %s)", uptime(r.YoungestUp), uptime(r.OldestUp))
