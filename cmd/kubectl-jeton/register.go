@@ -62,6 +62,7 @@ any 429 the APIs sent the gateway (the JetonGatewayUpstreamThrottled alert pages
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "every namespace (the default unless -n is given)")
 	cmd.Flags().IntVar(&failWithin, "fail-within-days", failWithin, "tokens expiring within this many days make the exit status 1 (0: never)")
 	cmd.Flags().StringVar(&gatewayNamespace, "gateway-namespace", gatewayNamespace, "namespace of the gateway's pods (the operator's)")
+	_ = cmd.RegisterFlagCompletionFunc("gateway-namespace", o.completeNamespaces)
 	return cmd
 }
 
