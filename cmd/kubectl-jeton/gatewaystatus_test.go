@@ -89,6 +89,14 @@ func TestStatusGateway(t *testing.T) {
 	m, port := serveGatewayMetrics(t, ip)
 	gatewayPod(t, gwNS, "jeton-gateway-a", ip, port)
 	gatewayPod(t, gwNS, "jeton-gateway-b", "", 8082)
+	// A replica with an IP where nothing listens: the API server's proxy cannot reach it.
+	closed, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedPort := int32(closed.Addr().(*net.TCPAddr).Port)
+	_ = closed.Close()
+	gatewayPod(t, gwNS, "jeton-gateway-c", ip, closedPort)
 
 	// Rows of two credentials namespaces: gwNS (empty of jeton resources, so the fleet
 	// part needs no action) and another.
@@ -100,11 +108,12 @@ func TestStatusGateway(t *testing.T) {
 	m.Refusals.WithLabelValues("", "", "", "", gateway.ReasonMissingCredential).Add(9)
 
 	args := []string{"status", "--gateway-namespace", gwNS}
+	// Every namespace: the exit status is the other tests' fleets' business here.
 	r := kubectlJeton(t, "", args...)
-	wantCode(t, r, exitOK, "status (gateway)")
 	contains(t, r, "status (gateway)",
-		"GATEWAY (namespace "+gwNS+") - 1 of 2 replica(s) reached; 1 ready of 2 expected",
+		"GATEWAY (namespace "+gwNS+") - 1 of 3 replica(s) reached; 1 ready of 2 expected",
 		"not reached: jeton-gateway-b: not running (phase Pending, no pod IP)",
+		"not reached: jeton-gateway-c: the API server could not reach it (does a NetworkPolicy keep the control plane off its metrics port?)",
 		"counts since each replica started (up ",
 		"requests: 47, 2xx 42, 4xx 5 (429 5)",
 		"refused by the gateway: 17, missing_credential 9, throttled 5, upstream_held 3",
@@ -112,7 +121,7 @@ func TestStatusGateway(t *testing.T) {
 		"Habilitation elsewhere/ccas-ap client=ccas api=APIParticulier throttled 0, upstream_held 3",
 		"upstream 429s: none")
 
-	// -n: that namespace's Habilitations only.
+	// -n: that namespace's Habilitations only; its fleet is empty, so nothing needs action.
 	r = kubectlJeton(t, "", append(args, "-n", gwNS)...)
 	wantCode(t, r, exitOK, "status -n (gateway)")
 	contains(t, r, "status -n (gateway)", "Habilitations of namespace "+gwNS+" only", "requests: 45, 2xx 40, 4xx 5 (429 5)",
