@@ -518,3 +518,64 @@ func TestAttackStoreRebuildRace(t *testing.T) {
 		t.Errorf("after the revocation the entry is still served (NotReady empty): a stale rebuild overwrote the newer one")
 	}
 }
+
+// TestAttackSlowBody: a tenant sends a Démarches Numériques query's headers, then its body
+// a byte at a time (or never). The server's ReadHeaderTimeout covers the headers only:
+// the gateway must give up on the body in bounded time, not hold the connection, its
+// goroutine and its buffer for as long as the tenant likes (many pods, many connections).
+func TestAttackSlowBody(t *testing.T) {
+	var hits atomic.Int32
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hits.Add(1)
+		// A slow answer, streamed for longer than the body deadline: it must reach the
+		// caller whole (the deadline bounds the body only).
+		_, _ = io.WriteString(w, `{"data":{"demarche":`)
+		http.NewResponseController(w).Flush()
+		<-time.After(600 * time.Millisecond) // the upstream's own slowness, not a wait for a condition
+		_, _ = io.WriteString(w, `null}}`)
+	}))
+	defer up.Close()
+	a := attackEntry(uidA, "a", "13002526500013", jetonv1alpha1.DemarchesNumeriques, up.URL)
+	g := &attackGateway{key: []byte("attack-test-credential-key-0123456789")}
+	g.store = NewStore(nil, publicapi.HostPolicy{}, "creds")
+	g.store.key = g.key
+	g.store.entries[a.UID] = a
+	g.metrics = NewMetrics(prometheus.NewRegistry())
+	h := NewHandler(HandlerOptions{Store: g.store, Limits: NewLimits(LimitsOptions{}), Metrics: g.metrics,
+		Log: funcr.New(func(string, string) {}, funcr.Options{}), MaxBodyBytes: 64 << 10, BodyReadTimeout: 300 * time.Millisecond})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+
+	c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	_, _ = io.WriteString(c, "POST /api/v2/graphql HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+g.cred(a)+
+		"\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"query\":")
+	// The test's own bound: far above the gateway's 300 ms, far below "forever".
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no answer %v after the body stalled (%v): the gateway holds the connection", time.Since(start).Round(time.Millisecond), err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || hits.Load() != 0 {
+		t.Errorf("status %d, upstream hits %d: want a 400 bad_body and nothing sent", resp.StatusCode, hits.Load())
+	}
+
+	// A query sent at once goes through, and its slow answer streams whole.
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/v2/graphql", strings.NewReader(`{"query":"{ demarche(number: 1) { id } }"}`))
+	req.Header.Set("Authorization", "Bearer "+g.cred(a))
+	req.Header.Set("Content-Type", "application/json")
+	ok, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(ok.Body)
+	_ = ok.Body.Close()
+	if err != nil || ok.StatusCode != http.StatusOK || string(body) != `{"data":{"demarche":null}}` {
+		t.Errorf("a well-formed query: status %d, body %q, err %v", ok.StatusCode, body, err)
+	}
+}
