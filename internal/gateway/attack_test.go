@@ -579,3 +579,79 @@ func TestAttackSlowBody(t *testing.T) {
 		t.Errorf("a well-formed query: status %d, body %q, err %v", ok.StatusCode, body, err)
 	}
 }
+
+// TestAttackHTTP2OverTLS: the same rules over HTTP/2 (what the gateway serves with
+// --tls-cert-dir): concurrent streams of two tenants on one connection each get their own
+// token; a GET with DATA frames, HEAD and CONNECT are refused before anything goes
+// upstream. The gateway holds: this test passes.
+func TestAttackHTTP2OverTLS(t *testing.T) {
+	var log upstreamLog
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		log.add(r)
+		_, _ = io.WriteString(w, `{}`)
+	}))
+	defer up.Close()
+	a := attackEntry(uidA, "a", "13002526500013", jetonv1alpha1.APIEntreprise, up.URL)
+	b := attackEntry(uidB, "b", "35600000000048", jetonv1alpha1.APIEntreprise, up.URL)
+	g := newAttackGateway(t, a, b)
+	h2 := httptest.NewUnstartedServer(g.srv.Config.Handler)
+	h2.EnableHTTP2 = true
+	h2.StartTLS()
+	defer h2.Close()
+	c := h2.Client()
+
+	do := func(e *Entry, method, path string, body io.Reader) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, h2.URL+path, body)
+		req.Header.Set("Authorization", "Bearer "+g.cred(e))
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		if resp.ProtoMajor != 2 {
+			t.Fatalf("not HTTP/2: %s", resp.Proto)
+		}
+		return resp
+	}
+	var wg sync.WaitGroup
+	for i := range 20 {
+		e := a
+		if i%2 == 1 {
+			e = b
+		}
+		wg.Go(func() {
+			if resp := do(e, http.MethodGet, "/v3/insee/sirene/etablissements/13002526500013", nil); resp.StatusCode != 200 {
+				t.Errorf("status %d", resp.StatusCode)
+			}
+		})
+	}
+	wg.Wait()
+	for _, s := range log.requests() {
+		want := map[string]string{"Bearer " + a.Token: "recipient=13002526500013", "Bearer " + b.Token: "recipient=35600000000048"}[s.auth]
+		if want == "" || !strings.Contains(s.query, want) {
+			t.Errorf("upstream request with a token and recipient that do not match: query %q", s.query)
+		}
+	}
+	before := len(log.requests())
+	// A reader of unknown length: the client sends DATA frames without a Content-Length.
+	if resp := do(a, http.MethodGet, "/v3/insee/x/y", io.MultiReader(strings.NewReader("recipient=35600000000048"))); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("GET with DATA frames: status %d, want 400", resp.StatusCode)
+	}
+	if resp := do(a, http.MethodHead, "/v3/insee/x/y", nil); resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("HEAD: status %d, want 405", resp.StatusCode)
+	}
+	req, _ := http.NewRequest(http.MethodConnect, h2.URL, nil)
+	req.Host = "evil.example:443"
+	req.Header.Set("Authorization", "Bearer "+g.cred(a))
+	if resp, err := c.Do(req); err == nil {
+		_ = resp.Body.Close()
+		if resp.StatusCode < 400 {
+			t.Errorf("CONNECT over HTTP/2: status %d", resp.StatusCode)
+		}
+	}
+	if n := len(log.requests()) - before; n != 0 {
+		t.Errorf("%d refused requests reached the upstream", n)
+	}
+}
