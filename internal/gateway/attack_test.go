@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -654,4 +655,50 @@ func TestAttackHTTP2OverTLS(t *testing.T) {
 	if n := len(log.requests()) - before; n != 0 {
 		t.Errorf("%d refused requests reached the upstream", n)
 	}
+}
+
+// TestAttackGraphQLLexerDivergence: documents that the gateway reads as queries only
+// while graphql-ruby 2.5.4 (Démarches Numériques' Gemfile.lock), whose lexer is
+// GraphQL::Language::Lexer (lib/graphql/language/lexer.rb), reads a mutation and runs it
+// for operationName "X". Each relies on a place where that lexer departs from the
+// specification, which the gateway's lexer follows:
+//   - a comment is IGNORE_REGEXP's `\#.*$`: in Ruby `.` matches "\r" and `$` is only before
+//     "\n", so a comment runs past a lone "\r", where the specification (and the gateway)
+//     end it; what follows the "\r" is code to the gateway and comment to the server;
+//   - BLOCK_STRING_REGEXP reads a backslash followed by four or more quotes as "\" then a
+//     closing `"""` (or `"""""`), where the specification reads the escape `\"""` first;
+//     the lexers then disagree on which quotes open the following strings.
+//
+// FINDING H7-2 (high): an Habilitation without allowMutations runs any mutation.
+func TestAttackGraphQLLexerDivergence(t *testing.T) {
+	for name, doc := range map[string]string{
+		// Server: query Q { a(s: 1) } mutation X { b }. Gateway: query Q { a(s: 1 """…""") } query X { c }.
+		"lone CR ends a comment": "query Q { a(s: 1 #\r\"\"\"\n) } mutation X { b } #\"\"\" ) } query X { c }",
+		// Server: query Q { a(s: ["""\"""""  " ], z: "]) } mutation X { b }, the rest a comment.
+		// Gateway: query Q { a(s: ["""\""""""], z: "]) } mutation X { b } #") } query X { c }.
+		`block string \"""""`: `query Q { a(s: ["""\"""""" ], z: "]) } mutation X { b } #" ) } query X { c }`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			ops, err := GraphQLOperations(doc)
+			t.Logf("the gateway reads %+v (err %v)", ops, err)
+			q, err := jsonMarshalString(doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := `{"query":` + q + `,"operationName":"X"}`
+			if _, ref := checkGraphQLBody([]byte(body), false); ref == nil {
+				t.Errorf("passed upstream: graphql-ruby runs mutation X for operationName X")
+			}
+		})
+	}
+}
+
+func jsonMarshalString(s string) (string, error) {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(s); err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(b.String()), nil
 }
