@@ -702,3 +702,33 @@ func jsonMarshalString(s string) (string, error) {
 	}
 	return strings.TrimSpace(b.String()), nil
 }
+
+// TestAttackHoldsAcrossReplicas: an upstream 429 with Retry-After reaches one replica; the
+// Service sends the client's next requests to the other replica (or to a replica restarted
+// since). The API asked jeton to wait, so no request with that token may reach it before
+// Retry-After passes, whichever replica holds the connection.
+//
+// FINDING H7-3 (medium): holds live in each replica's memory (Limits.holds), neither shared
+// nor kept across a restart (budget.Restore exists, the gateway never calls it).
+func TestAttackHoldsAcrossReplicas(t *testing.T) {
+	var hits atomic.Int32
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Retry-After", "120")
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	defer up.Close()
+	a := attackEntry(uidA, "a", "13002526500013", jetonv1alpha1.APIEntreprise, up.URL)
+	first, second := newAttackGateway(t, a), newAttackGateway(t, a)
+	second.key = first.key
+	second.store.key = first.key
+	if resp := first.get(t, a, "/v3/insee/x/y"); resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("first replica: %d", resp.StatusCode)
+	}
+	for range 5 {
+		second.get(t, a, "/v3/insee/x/y")
+	}
+	if n := hits.Load(); n != 1 {
+		t.Errorf("the upstream saw %d requests with a token it asked to wait 120 s: %d through the other replica", n, n-1)
+	}
+}
