@@ -145,7 +145,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(entry.API, ref, 0)
 		return
 	}
-	if ok, wait, why := h.o.Limits.Admit(entry.API, entry.Host, entry.Fingerprint, h.o.Now()); !ok {
+	if ok, wait, why := h.o.Limits.AdmitRoute(entry.API, entry.Host, entry.Fingerprint, route.Path, h.o.Now()); !ok {
 		msg := "This client is over its share of the API's limits: retry after the Retry-After delay."
 		if why == "upstream_held" {
 			msg = "The API asked to wait (429 or Retry-After): the gateway holds every request until then, so that the vendor's address is not banned. Retry after the Retry-After delay."
@@ -214,7 +214,7 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 		return errUpstreamStatus
 	}
 	h.o.Metrics.UpstreamDuration.WithLabelValues(string(rt.entry.API)).Observe(now.Sub(rt.sent).Seconds())
-	h.o.Limits.Observe(rt.entry.Host, rt.entry.Fingerprint, resp.StatusCode, resp.Header, now)
+	h.o.Limits.ObserveRoute(rt.entry.API, rt.entry.Host, rt.entry.Fingerprint, rt.route.Path, resp.StatusCode, resp.Header, now)
 	if resp.StatusCode == http.StatusTooManyRequests {
 		h.o.Metrics.Upstream429.WithLabelValues(rt.entry.Host, string(rt.entry.API)).Inc()
 	}
