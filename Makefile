@@ -128,7 +128,7 @@ build-installer: $(KUSTOMIZE) ## Write the release bundle dist/install.yaml (con
 IMAGE_DIR ?= dist/image
 
 .PHONY: image
-image: $(IMAGE_BUILDER) ## Build the manager's OCI image (linux/amd64 and linux/arm64, one index) into IMAGE_DIR without a daemon or a base image.
+image: $(IMAGE_BUILDER) ## Build the OCI image (/manager and /jeton-gateway; linux/amd64 and linux/arm64, one index) into IMAGE_DIR without a daemon or a base image.
 	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(IMAGE_BUILDER) -out $(IMAGE_DIR) -ref "$(IMG)" -version "$(VERSION)" -revision "$(REVISION)" -licenses "$(LICENSES)" \
 		-ldflags "$(VERSION_LDFLAGS)" -source https://github.com/jeton-dev/jeton -platforms linux/amd64,linux/arm64
 
@@ -202,7 +202,8 @@ $(HELM):
 	fi
 # A small program on go-containerregistry (pinned in hack/image/go.mod, its own module so
 # that the manager's go.mod stays free of it). go build is incremental: seconds when cached.
-$(IMAGE_BUILDER):
+# Rebuilt when its sources change (what the image holds is decided there).
+$(IMAGE_BUILDER): $(wildcard hack/image/*.go) hack/image/go.mod hack/image/go.sum
 	go build -C hack/image -o $@ .
 
 .PHONY: control-plane

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -73,6 +74,9 @@ type config struct {
 	podSecurityFloor jetonv1alpha1.PodSecurityLevel
 	// apiHostBudget: see --api-host-budget-per-minute.
 	apiHostBudget int
+	// defaultDelivery and gatewayURL: see --default-delivery and --gateway-url.
+	defaultDelivery jetonv1alpha1.Delivery
+	gatewayURL      string
 	// testProbeInterval is for the tests only: see --test-probe-interval, which only binaries
 	// built with the jetontest tag have (testflags_jetontest.go); always zero otherwise.
 	testProbeInterval time.Duration
@@ -129,8 +133,17 @@ func parseFlags(fs *flag.FlagSet, args []string, operatorNamespace string) (*con
 	// --test-probe-interval exists only in binaries built for tests (testflags_jetontest.go).
 	registerTestFlags(fs, c)
 	fs.IntVar(&c.apiHostBudget, "api-host-budget-per-minute", budget.DefaultPerHostPerMinute,
-		"Requests per minute jeton sends to each public API host, all tokens together, whatever the host's spelling: keep it under the per-address limit "+
-			"(1000/min per IP on API Entreprise and API Particulier; exceeding it bans the vendor's address for 12 hours).")
+		"Requests per minute the probes send to each public API host, all tokens together, whatever the host's spelling: the prober's share of the "+
+			"per-address limit (1000/min per IP on API Entreprise and API Particulier; exceeding it bans the vendor's address for 12 hours), "+
+			"which it shares with the gateway (keep the gateway's --prober-share-per-minute equal to it).")
+	// The gateway (issue 22): how a Habilitation without spec.delivery reaches the API.
+	var defaultDelivery string
+	fs.StringVar(&defaultDelivery, "default-delivery", string(jetonv1alpha1.DeliveryDirect),
+		"Delivery of the Habilitations whose spec.delivery is empty: Direct (the API token is injected) or Gateway "+
+			"(a gateway credential is injected and BASE_URL points at --gateway-url; the token stays with jeton). Gateway moves every such client at once.")
+	fs.StringVar(&c.gatewayURL, "gateway-url", "",
+		"URL of jeton's gateway as client workloads reach it, written as BASE_URL in Gateway delivery, e.g. http://jeton-gateway.jeton-system.svc:8080. "+
+			"Empty: no gateway (Gateway delivery is then refused: GatewayNotConfigured).")
 	c.zap.BindFlags(fs)
 	fs.BoolVar(&c.printVersion, "version", false, "Print the version, commit, build date and Go version, and exit.")
 	if err := fs.Parse(args); err != nil {
@@ -169,10 +182,52 @@ func parseFlags(fs *flag.FlagSet, args []string, operatorNamespace string) (*con
 	if c.apiHostBudget < 1 {
 		return nil, fmt.Errorf("--api-host-budget-per-minute must be at least 1, got %d", c.apiHostBudget)
 	}
+	if c.defaultDelivery, err = parseDelivery(defaultDelivery); err != nil {
+		return nil, fmt.Errorf("--default-delivery: %w", err)
+	}
+	if err := validateGatewayURL(c.gatewayURL); err != nil {
+		return nil, fmt.Errorf("--gateway-url: %w", err)
+	}
+	if c.defaultDelivery == jetonv1alpha1.DeliveryGateway && c.gatewayURL == "" {
+		return nil, errors.New("--default-delivery=Gateway needs --gateway-url: the URL of the gateway the injected BASE_URL points at")
+	}
 	if c.kubeAPIQPS <= 0 || c.kubeAPIBurst < 1 {
 		return nil, fmt.Errorf("--kube-api-qps must be above 0 and --kube-api-burst at least 1, got %g and %d", c.kubeAPIQPS, c.kubeAPIBurst)
 	}
 	return c, nil
+}
+
+// parseDelivery reads a delivery as the CRD spells it (Direct or Gateway).
+func parseDelivery(s string) (jetonv1alpha1.Delivery, error) {
+	switch d := jetonv1alpha1.Delivery(s); d {
+	case jetonv1alpha1.DeliveryDirect, jetonv1alpha1.DeliveryGateway:
+		return d, nil
+	}
+	return "", fmt.Errorf("%q is neither %s nor %s", s, jetonv1alpha1.DeliveryDirect, jetonv1alpha1.DeliveryGateway)
+}
+
+// validateGatewayURL accepts an absolute http or https URL with a host, and nothing that
+// would change what the client libraries send or leak: no user info (it would be a
+// credential in every client namespace), no query or fragment (client libraries append
+// paths to BASE_URL). Empty: no gateway.
+func validateGatewayURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return errors.New("not a URL") // url.Parse's error quotes the value
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("scheme %q: want http or https", u.Scheme)
+	case u.Host == "" || u.Hostname() == "":
+		return errors.New("no host")
+	case u.User != nil:
+		return errors.New("user info is not allowed: it would be copied into every client namespace")
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(s, "#"):
+		return errors.New("a query or fragment is not allowed: client libraries append paths to BASE_URL")
+	}
+	return nil
 }
 
 // validateMetricsTLS checks the metrics certificate flags. A certificate directory given
@@ -334,7 +389,8 @@ func run(ctx context.Context, cfg *config) error {
 		"maxConcurrentReconciles", cfg.maxConcurrentReconciles,
 		"kubeAPIQPS", cfg.kubeAPIQPS,
 		"kubeAPIBurst", cfg.kubeAPIBurst,
-		"podSecurityFloor", cfg.podSecurityFloor, "apiHostBudgetPerMinute", cfg.apiHostBudget)
+		"podSecurityFloor", cfg.podSecurityFloor, "apiHostBudgetPerMinute", cfg.apiHostBudget,
+		"defaultDelivery", cfg.defaultDelivery, "gatewayURL", cfg.gatewayURL)
 
 	opts := controllers.Options{
 		CredentialsNamespaces:   cfg.credentialsNamespaces,
@@ -345,6 +401,8 @@ func run(ctx context.Context, cfg *config) error {
 		OperatorNamespace:       cfg.operatorNamespace,
 		ReservedNamespaces:      cfg.reservedNamespaces,
 		PodSecurityFloor:        cfg.podSecurityFloor,
+		DefaultDelivery:         cfg.defaultDelivery,
+		GatewayURL:              cfg.gatewayURL,
 	}
 	if cfg.testProbeInterval > 0 {
 		log.Info("WARNING: --test-probe-interval is set: every TechnicalToken is probed at this interval, ignoring spec.interval; this flag is for tests only",

@@ -199,3 +199,63 @@ func TestSoftMemoryLimit(t *testing.T) {
 		})
 	}
 }
+
+// TestGatewayFlags: --default-delivery and --gateway-url, validated before anything runs:
+// a Gateway default without a URL, or a URL that would put a credential, a query or a
+// fragment into every client namespace's BASE_URL, stops the manager at start.
+func TestGatewayFlags(t *testing.T) {
+	tests := []struct {
+		name         string
+		args         []string
+		wantDelivery string
+		wantURL      string
+		wantErr      string
+	}{
+		{name: "defaults: Direct, no gateway", wantDelivery: "Direct"},
+		{name: "Gateway default with its URL",
+			args:         []string{"--default-delivery=Gateway", "--gateway-url=http://jeton-gateway.jeton-system.svc:8080"},
+			wantDelivery: "Gateway", wantURL: "http://jeton-gateway.jeton-system.svc:8080"},
+		{name: "URL alone keeps Direct as the default",
+			args: []string{"--gateway-url=https://gw.example:8443/base"}, wantDelivery: "Direct", wantURL: "https://gw.example:8443/base"},
+		{name: "Gateway default without URL rejected",
+			args: []string{"--default-delivery=Gateway"}, wantErr: "--default-delivery=Gateway needs --gateway-url"},
+		{name: "unknown delivery rejected",
+			args: []string{"--default-delivery=gateway"}, wantErr: `--default-delivery: "gateway" is neither Direct nor Gateway`},
+		{name: "other scheme rejected",
+			args: []string{"--gateway-url=ftp://gw:21"}, wantErr: `--gateway-url: scheme "ftp"`},
+		{name: "relative URL rejected",
+			args: []string{"--gateway-url=jeton-gateway:8080"}, wantErr: "--gateway-url: scheme"},
+		{name: "no host rejected",
+			args: []string{"--gateway-url=http:///path"}, wantErr: "--gateway-url: no host"},
+		{name: "user info rejected",
+			args: []string{"--gateway-url=http://user:pw@gw:8080"}, wantErr: "--gateway-url: user info is not allowed"},
+		{name: "query rejected",
+			args: []string{"--gateway-url=http://gw:8080/?recipient=1"}, wantErr: "--gateway-url: a query or fragment is not allowed"},
+		{name: "empty query rejected",
+			args: []string{"--gateway-url=http://gw:8080/?"}, wantErr: "--gateway-url: a query or fragment is not allowed"},
+		{name: "fragment rejected",
+			args: []string{"--gateway-url=http://gw:8080/#x"}, wantErr: "--gateway-url: a query or fragment is not allowed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := flag.NewFlagSet("jeton", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			cfg, err := parseFlags(fs, tt.args, "ops")
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want it to contain %q", err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), "pw") {
+					t.Errorf("the error quotes the URL's password: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(cfg.defaultDelivery) != tt.wantDelivery || cfg.gatewayURL != tt.wantURL {
+				t.Errorf("delivery %q, URL %q; want %q, %q", cfg.defaultDelivery, cfg.gatewayURL, tt.wantDelivery, tt.wantURL)
+			}
+		})
+	}
+}

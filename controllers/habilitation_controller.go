@@ -19,6 +19,7 @@ import (
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
 	"github.com/jeton-dev/jeton/internal/conditions"
+	"github.com/jeton-dev/jeton/internal/gateway"
 	"github.com/jeton-dev/jeton/internal/injection"
 	"github.com/jeton-dev/jeton/internal/metrics"
 	"github.com/jeton-dev/jeton/internal/publicapi"
@@ -71,6 +72,8 @@ type HabilitationReconciler struct {
 	bindings tokenBindings
 	// ownerKey signs the Secrets jeton injects (injection.SecretProof).
 	ownerKey *ownerKey
+	// gatewayKey is the key of the gateway credentials (Gateway delivery).
+	gatewayKey *ownerKey
 	// writes tells a stale cache copy from a current one.
 	writes *ownWrites
 	// restarts restarts the workloads using a rotated token.
@@ -89,6 +92,7 @@ func setupHabilitationReconciler(mgr ctrl.Manager, opts Options, key *ownerKey, 
 		ownerKey:  key,
 		writes:    writes,
 	}
+	r.gatewayKey = newGatewayCredentialKey(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetClient(), opts)
 	r.restarts = newWorkloadRestarts(mgr.GetClient(), mgr.GetAPIReader(), r.rotationComing)
 	if err := r.restarts.setupWithManager(mgr, opts); err != nil {
 		return err
@@ -186,8 +190,9 @@ func (r *HabilitationReconciler) pass(ctx context.Context, h *jetonv1alpha1.Habi
 		return r.failClosed(ctx, h, v)
 	}
 
-	// The token, this client's only.
-	prevFP := h.Status.TokenFingerprint
+	// The token, this client's only. What was delivered before is read first: bindToken
+	// records the token's fingerprint in status.
+	prevTokenFP, prevDelivered := h.Status.TokenFingerprint, injection.PreviousDelivered(&h.Status)
 	tok, v, warnHolder, err := r.bindToken(ctx, h)
 	if err != nil {
 		return failed("reading the token", err)
@@ -204,7 +209,14 @@ func (r *HabilitationReconciler) pass(ctx context.Context, h *jetonv1alpha1.Habi
 	if v := injection.HostRefused(r.Options.APIHosts.Check(h.Spec.API, baseURL)); v != nil {
 		return r.failClosed(ctx, h, v)
 	}
-	return r.inject(ctx, h, c, tok, prevFP, baseURL)
+	delivery := injection.EffectiveDelivery(h, r.Options.DefaultDelivery)
+	if delivery == jetonv1alpha1.DeliveryGateway && r.Options.GatewayURL == "" {
+		// The operator's flags are wrong, not the Habilitation: nothing is written or
+		// removed. status keeps the delivery in force and what it delivered.
+		h.Status.DeliveredFingerprint = prevDelivered
+		return announced(*injection.GatewayNotConfigured(h))
+	}
+	return r.inject(ctx, h, c, tok, delivery, prevTokenFP, prevDelivered, baseURL)
 }
 
 // failClosed removes the injected Secret for refusal v.
@@ -244,9 +256,27 @@ func announced(v conditions.Verdict) outcome {
 	return outcome{Verdict: v, announce: true}
 }
 
-// inject writes the token into the client namespace and, on rotation, has the workloads
-// using it restarted before status records the new fingerprint.
-func (r *HabilitationReconciler) inject(ctx context.Context, h *jetonv1alpha1.Habilitation, c *jetonv1alpha1.PublicClient, tok tokensource.Token, prevFP, baseURL string) outcome {
+// deliver is what h's Secret delivers: the token and the API's baseURL (Direct), or a
+// gateway credential for h and the gateway's URL (Gateway). legacyFP is the token's
+// fingerprint as recorded before canonical fingerprints (Direct only: see
+// injection.Rotated).
+func (r *HabilitationReconciler) deliver(ctx context.Context, h *jetonv1alpha1.Habilitation, delivery jetonv1alpha1.Delivery, tok tokensource.Token, baseURL string) (d injection.Delivered, legacyFP string, err error) {
+	if delivery != jetonv1alpha1.DeliveryGateway {
+		return injection.DirectDelivery(tok.Value, tok.Fingerprint, baseURL), token.LegacyFingerprint(tok.Value), nil
+	}
+	key, err := r.gatewayKey.get(ctx)
+	if err != nil {
+		return injection.Delivered{}, "", err
+	}
+	cred := gateway.MintCredential(key, string(h.UID), h.Annotations[jetonv1alpha1.AnnotationGatewayCredentialRotation])
+	return injection.GatewayDelivery(cred, r.Options.GatewayURL), "", nil
+}
+
+// inject writes what h delivers (deliver) into the client namespace and, when that changed
+// (injection.Rotated on the delivered fingerprints), has the workloads using it restarted
+// before status records the new fingerprint. In Gateway delivery a new API token changes
+// nothing there: no write, no restart; the gateway reads the token itself.
+func (r *HabilitationReconciler) inject(ctx context.Context, h *jetonv1alpha1.Habilitation, c *jetonv1alpha1.PublicClient, tok tokensource.Token, delivery jetonv1alpha1.Delivery, prevTokenFP, prevFP, baseURL string) outcome {
 	target := types.NamespacedName{Namespace: c.TargetNamespace(), Name: h.TargetSecretName()}
 	if _, err := r.removeInjected(ctx, h.Namespace, h.Name, h.Status.TargetSecret, &target); err != nil {
 		return failed("removing the Secret of the previous target", err) // the target moved: the old Secret goes
@@ -255,8 +285,12 @@ func (r *HabilitationReconciler) inject(ctx context.Context, h *jetonv1alpha1.Ha
 	if err != nil {
 		return failed("reading the owner-proof key", err)
 	}
-	fp := tok.Fingerprint
-	desired := injection.DesiredSecret(h, c, tok.Value, fp, baseURL)
+	d, legacyFP, err := r.deliver(ctx, h, delivery, tok, baseURL)
+	if err != nil {
+		return failed("reading the gateway credential key", err)
+	}
+	fp := d.Fingerprint
+	desired := injection.DesiredSecret(h, c, d.Token, fp, d.BaseURL)
 	desired.Annotations[jetonv1alpha1.AnnotationOwnerProof] = injection.SecretProof(proofKey, desired)
 	if wait := r.repairWait(ctx, h, desired, fp, prevFP); wait > 0 {
 		// A tenant keeps deleting or editing its Secret: the repair waits (see
@@ -274,7 +308,7 @@ func (r *HabilitationReconciler) inject(ctx context.Context, h *jetonv1alpha1.Ha
 	h.Status.TargetSecret = &jetonv1alpha1.SecretReference{Namespace: target.Namespace, Name: target.Name}
 
 	var out outcome
-	if injection.Rotated(fp, prevFP, token.LegacyFingerprint(tok.Value)) {
+	if injection.Rotated(fp, prevFP, legacyFP) {
 		// The Secret is written; the workloads using it restart before the new fingerprint
 		// is recorded in status, so a crash in between redoes the (idempotent) restart.
 		var restarted []string
@@ -289,7 +323,7 @@ func (r *HabilitationReconciler) inject(ctx context.Context, h *jetonv1alpha1.Ha
 				return outcome{waiting: true, requeueAfter: restartWait}
 			}
 		}
-		out.tell(false, eventRotated, "Rotate", fmt.Sprintf("New token (fingerprint %s, was %s) written to Secret %s/%s.", fp, prevFP, target.Namespace, target.Name))
+		out.tell(false, eventRotated, "Rotate", rotatedNote(h.Status.Delivery, delivery, fp, prevFP, target))
 		if len(restarted) > 0 {
 			metrics.WorkloadRestarted(h.Namespace, h.Name, h.Spec.ClientRef.Name, string(h.Spec.API), string(h.Spec.Environment), len(restarted))
 			out.tell(false, eventRestarted, "Restart", fmt.Sprintf("Restarted %d workload(s) in namespace %s using Secret %s for the new token: %s.",
@@ -301,6 +335,11 @@ func (r *HabilitationReconciler) inject(ctx context.Context, h *jetonv1alpha1.Ha
 		// Conditions still hold the previous pass: the Secret was there and is rewritten.
 		out.tell(false, eventRestored, "Inject", fmt.Sprintf("Secret %s/%s was missing or differed from the desired content (edited or deleted by hand, or the spec or the client's SIRET changed); it has been rewritten.", target.Namespace, target.Name))
 	}
+	if delivery == jetonv1alpha1.DeliveryGateway && prevTokenFP != "" && prevTokenFP != tok.Fingerprint && h.Status.Delivery == delivery {
+		out.tell(false, eventRotated, "Rotate", fmt.Sprintf("New token (fingerprint %s, was %s): the gateway sends it from now on; Secret %s/%s holds a gateway credential and is unchanged, no workload restarts.",
+			tok.Fingerprint, prevTokenFP, target.Namespace, target.Name))
+	}
+	h.Status.Delivery, h.Status.DeliveredFingerprint = delivery, fp
 	v, next := injection.Judge(r.now(), h)
 	out.Verdict, out.announce = v, true
 	if next > 0 {
@@ -308,6 +347,20 @@ func (r *HabilitationReconciler) inject(ctx context.Context, h *jetonv1alpha1.Ha
 		out.requeueAfter = min(next+time.Second, maxRequeue)
 	}
 	return out
+}
+
+// rotatedNote tells what a rotation of the delivered content (from delivery was to now)
+// wrote into Secret target, by fingerprints only.
+func rotatedNote(was, now jetonv1alpha1.Delivery, fp, prevFP string, target types.NamespacedName) string {
+	switch {
+	case now == jetonv1alpha1.DeliveryGateway && was != jetonv1alpha1.DeliveryGateway:
+		return fmt.Sprintf("Gateway delivery: a gateway credential (fingerprint %s, was the token %s) and the gateway's BASE_URL written to Secret %s/%s; the token no longer reaches the client namespace.", fp, prevFP, target.Namespace, target.Name)
+	case now == jetonv1alpha1.DeliveryGateway:
+		return fmt.Sprintf("New gateway credential (fingerprint %s, was %s) written to Secret %s/%s; the previous one no longer works.", fp, prevFP, target.Namespace, target.Name)
+	case was == jetonv1alpha1.DeliveryGateway:
+		return fmt.Sprintf("Direct delivery: the token (fingerprint %s, was the gateway credential %s) and the API's BASE_URL written to Secret %s/%s.", fp, prevFP, target.Namespace, target.Name)
+	}
+	return fmt.Sprintf("New token (fingerprint %s, was %s) written to Secret %s/%s.", fp, prevFP, target.Namespace, target.Name)
 }
 
 // setFinalizer adds (want) or removes jeton's finalizer, and moves orig along.

@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
+	"github.com/jeton-dev/jeton/internal/injection"
 )
 
 // rotationComing reports whether a Habilitation of clientName that restarts workloads has
@@ -25,6 +26,9 @@ func (r *HabilitationReconciler) rotationComing(ctx context.Context, clientName 
 		h := &habs.Items[i]
 		if h.Status.TargetSecret == nil || (h.Spec.RestartWorkloads != nil && !*h.Spec.RestartWorkloads) {
 			continue
+		}
+		if injection.EffectiveDelivery(h, r.Options.DefaultDelivery) == jetonv1alpha1.DeliveryGateway {
+			continue // a new token changes nothing in the client namespace: no restart coming
 		}
 		fp := r.bindings.sourceFingerprint(ctx, h.Namespace, h.Spec.TokenSecretRef)
 		if fp != "" && fp != h.Status.TokenFingerprint && fp != rotated[h.Status.TargetSecret.Name] {
@@ -103,6 +107,11 @@ func (r *HabilitationReconciler) mapSecret(ctx context.Context, obj client.Objec
 	if r.Options.isOwnerKey(obj.GetNamespace(), obj.GetName()) {
 		// A new owner-proof key (the old one deleted or replaced): every injected Secret is
 		// signed again with it, so that jeton still recognises its own when it removes them.
+		return r.allHabilitations(ctx)
+	}
+	if r.Options.isGatewayKey(obj.GetNamespace(), obj.GetName()) {
+		// A new gateway credential key (a leaked one replaced, or deleted and created
+		// again): every credential delivered is minted again under it.
 		return r.allHabilitations(ctx)
 	}
 	var reqs []reconcile.Request

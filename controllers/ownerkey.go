@@ -43,15 +43,32 @@ type ownerKey struct {
 	reader    client.Reader
 	writer    client.Writer
 	namespace string
+	// name, dataKey and what name another key kept the same way (the gateway credential
+	// key, gatewayCredentialKey); empty: the owner-proof key.
+	name, dataKey, what string
+	// advice ends the error of a Secret holding no valid key.
+	advice string
 
 	// mu makes one pass at a time create the key, so a replica creates it once.
 	mu sync.Mutex
 }
 
+// secretName, keyName and noun default to the owner-proof key's.
+func (k *ownerKey) secretName() string { return orDefault(k.name, ownerKeySecretName) }
+func (k *ownerKey) keyName() string    { return orDefault(k.dataKey, ownerKeyDataKey) }
+func (k *ownerKey) noun() string       { return orDefault(k.what, "owner-proof key") }
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
 func (k *ownerKey) get(ctx context.Context) ([]byte, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	key := client.ObjectKey{Namespace: k.namespace, Name: ownerKeySecretName}
+	key := client.ObjectKey{Namespace: k.namespace, Name: k.secretName()}
 	if k.cache != nil {
 		s := &corev1.Secret{}
 		err := k.cache.Get(ctx, key, s)
@@ -59,7 +76,7 @@ func (k *ownerKey) get(ctx context.Context) ([]byte, error) {
 			return k.valid(s)
 		}
 		if !apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("reading the owner-proof key Secret %s/%s: %w", k.namespace, ownerKeySecretName, err)
+			return nil, fmt.Errorf("reading the %s Secret %s/%s: %w", k.noun(), k.namespace, k.secretName(), err)
 		}
 	}
 	for range 2 {
@@ -69,35 +86,36 @@ func (k *ownerKey) get(ctx context.Context) ([]byte, error) {
 			return k.valid(s)
 		}
 		if !apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("reading the owner-proof key Secret %s/%s: %w", k.namespace, ownerKeySecretName, err)
+			return nil, fmt.Errorf("reading the %s Secret %s/%s: %w", k.noun(), k.namespace, k.secretName(), err)
 		}
 		b := make([]byte, ownerKeySize)
 		if _, err := rand.Read(b); err != nil {
 			return nil, err
 		}
 		s = &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Namespace: k.namespace, Name: ownerKeySecretName,
+			ObjectMeta: metav1.ObjectMeta{Namespace: k.namespace, Name: k.secretName(),
 				Labels: map[string]string{"app.kubernetes.io/name": "jeton"}},
 			Type: corev1.SecretTypeOpaque,
-			Data: map[string][]byte{ownerKeyDataKey: b},
+			Data: map[string][]byte{k.keyName(): b},
 		}
 		err = k.writer.Create(ctx, s)
 		if err == nil {
 			return b, nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
-			return nil, fmt.Errorf("creating the owner-proof key Secret %s/%s: %w", k.namespace, ownerKeySecretName, err)
+			return nil, fmt.Errorf("creating the %s Secret %s/%s: %w", k.noun(), k.namespace, k.secretName(), err)
 		}
 		// Another replica created it meanwhile: read theirs.
 	}
-	return nil, fmt.Errorf("the owner-proof key Secret %s/%s was created and deleted while being read; retrying", k.namespace, ownerKeySecretName)
+	return nil, fmt.Errorf("the %s Secret %s/%s was created and deleted while being read; retrying", k.noun(), k.namespace, k.secretName())
 }
 
 // valid returns the key s holds, or why it holds none.
 func (k *ownerKey) valid(s *corev1.Secret) ([]byte, error) {
-	if key := s.Data[ownerKeyDataKey]; len(key) >= ownerKeySize {
+	if key := s.Data[k.keyName()]; len(key) >= ownerKeySize {
 		return key, nil
 	}
-	return nil, fmt.Errorf("the owner-proof key Secret %s/%s holds no %d-byte key %q: delete it and jeton creates a new one (re-created clients then need spec.adoptNamespace to re-adopt their retained namespaces)",
-		k.namespace, ownerKeySecretName, ownerKeySize, ownerKeyDataKey)
+	advice := orDefault(k.advice, "re-created clients then need spec.adoptNamespace to re-adopt their retained namespaces")
+	return nil, fmt.Errorf("the %s Secret %s/%s holds no %d-byte key %q: delete it and jeton creates a new one (%s)",
+		k.noun(), k.namespace, k.secretName(), ownerKeySize, k.keyName(), advice)
 }

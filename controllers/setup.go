@@ -55,6 +55,12 @@ type Options struct {
 	// (--pod-security-floor); empty: none. Below it the client is Stalled
 	// (PodSecurityBelowFloor) and its namespace's labels are left as they are.
 	PodSecurityFloor jetonv1alpha1.PodSecurityLevel
+	// DefaultDelivery is the delivery of Habilitations whose spec.delivery is empty
+	// (--default-delivery); empty: Direct. A vendor moves every client to the gateway at once.
+	DefaultDelivery jetonv1alpha1.Delivery
+	// GatewayURL is what BASE_URL holds in Gateway delivery: the gateway's Service URL
+	// (--gateway-url). Empty: no gateway, and Gateway delivery is GatewayNotConfigured.
+	GatewayURL string
 }
 
 // IsCredentialsNamespace reports whether ns is one of the credentials namespaces.

@@ -83,6 +83,8 @@ func startManager() error {
 		// failures, recovery and Retry-After run in seconds.
 		ProbeInterval: time.Second,
 		APIHosts:      hosts,
+		// Habilitations with spec.delivery Gateway get a credential (gateway_test.go).
+		GatewayURL: testGatewayURL,
 	}
 	if err := k8sClient.Create(ctx, namespaceObject(credNS)); err != nil {
 		cancel()
@@ -91,8 +93,9 @@ func startManager() error {
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:  env.Scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache:   CacheOptions(testOptions),
-		Logger:  logger,
+		// The Habilitations of the second manager (startDefaultGatewayManager) are its own.
+		Cache:  withoutSecondManagersObjects(CacheOptions(testOptions)),
+		Logger: logger,
 	})
 	if err != nil {
 		cancel()
@@ -114,5 +117,5 @@ func startManager() error {
 	if !mgr.GetCache().WaitForCacheSync(ctx) {
 		return fmt.Errorf("cache did not sync")
 	}
-	return nil
+	return startDefaultGatewayManager(ctx, logger)
 }

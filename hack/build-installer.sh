@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Writes the release bundle: config/default (namespace jeton-system, CRDs, RBAC, Deployment,
-# metrics Service, PodDisruptionBudget) with the manager image set to IMG, as one YAML file that
+# metrics Service, PodDisruptionBudget, and the gateway of config/gateway) with the image (the
+# manager's and the gateway's: one image) set to IMG, as one YAML file that
 # `kubectl apply --server-side -f install.yaml` installs.
 #
 #   hack/build-installer.sh IMG OUT      e.g. hack/build-installer.sh ghcr.io/jeton-dev/jeton:v0.1.0 dist/install.yaml

@@ -12,6 +12,8 @@ targets=(
   "FuzzDecode ./internal/token"
   "FuzzClassify ./internal/probe"
   "FuzzClassifyNeverEchoes ./internal/probe"
+  "FuzzCheckRequest ./internal/gateway"
+  "FuzzGraphQLMutation ./internal/gateway"
 )
 
 for t in "${targets[@]}"; do

@@ -147,6 +147,11 @@ const (
 	DeliveryGateway Delivery = "Gateway"
 )
 
+// ReasonGatewayNotConfigured: the Habilitation's delivery is Gateway (its spec.delivery or
+// the operator's --default-delivery) but the operator has no --gateway-url, so there is no
+// gateway to point BASE_URL at. Nothing is written or removed until it is fixed.
+const ReasonGatewayNotConfigured = "GatewayNotConfigured"
+
 // GatewayPolicy is what the gateway allows a Habilitation beyond the defaults.
 type GatewayPolicy struct {
 	// allowMutations lets the workloads send GraphQL mutations (Démarches Numériques:
@@ -180,7 +185,18 @@ type HabilitationStatus struct {
 	// +optional
 	Delivery Delivery `json:"delivery,omitempty"`
 
-	// lastRotationTime is when a new token was last written into the target Secret.
+	// deliveredFingerprint is the fingerprint of what the injected Secret delivers to the
+	// workloads: the token's (tokenFingerprint) in Direct delivery; in Gateway delivery
+	// one of the gateway credential and the gateway URL (never the credential itself).
+	// Workloads restart when it changes. tokenFingerprint cannot say so by itself: in
+	// Gateway delivery the token rotates with nothing changing in the client namespace,
+	// while a credential rotation, a new credential key, a new gateway URL or a switch of
+	// delivery changes what the workloads must read with the token unchanged.
+	// +optional
+	DeliveredFingerprint string `json:"deliveredFingerprint,omitempty"`
+
+	// lastRotationTime is when a new token (Direct delivery) or a new gateway credential
+	// (Gateway delivery) was last written into the target Secret.
 	// +optional
 	LastRotationTime *metav1.Time `json:"lastRotationTime,omitempty"`
 

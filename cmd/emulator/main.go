@@ -1,7 +1,7 @@
 // Command emulator serves jeton's emulator of API Entreprise, API Particulier and
 // Démarches Numériques (package internal/emulator) for local runs and demos.
 //
-//	go run ./cmd/emulator [--listen 127.0.0.1:18080] [--signing-key-file FILE]
+//	go run ./cmd/emulator [--listen 127.0.0.1:18080] [--signing-key-file FILE] [--limit APIEntreprise=60/1m,240/1m]
 //	go run ./cmd/emulator mint [--server URL] [--scopes a,b] [--expires-in 2160h | --expires-at RFC3339] [--subject S] API
 //
 // mint asks a running emulator for a token and prints it on stdout (its id on stderr),
@@ -34,7 +34,8 @@ import (
 const defaultAddr = "127.0.0.1:18080"
 
 const usage = `Usage:
-  emulator [--listen ADDR] [--signing-key-file FILE] [--legacy-shapes]   serve the emulator
+  emulator [--listen ADDR] [--signing-key-file FILE] [--legacy-shapes] [--limit API=N/PERIOD[,M/PERIOD]]...
+                                                          serve the emulator
   emulator mint [flags] API                               print a token minted by a running emulator
 
 APIs: APIEntreprise, APIParticulier, DemarchesNumeriques (scopes: allowed démarche numbers).
@@ -42,11 +43,17 @@ APIs: APIEntreprise, APIParticulier, DemarchesNumeriques (scopes: allowed démar
 Endpoints:
   GET  /privileges, GET /pings                 API Entreprise
   GET  /api/introspect                         API Particulier (X-Api-Key or Authorization: Bearer)
-  POST /api/v2/graphql                         Démarches Numériques
+  POST /api/v2/graphql                         Démarches Numériques (queries and mutations)
+
+Data routes (same tokens, limits and behaviours; parameters checked as the backends do):
+  GET  /v3/insee/sirene/etablissements/SIRET?context=&object=&recipient=SIRET   API Entreprise
+  GET  /v3/insee/sirene/unites_legales/SIREN?context=&object=&recipient=SIRET   API Entreprise
+  GET  /v3/france_travail/statut/identifiant?identifiant=&recipient=SIRET       API Particulier v3
+  GET  /api/v2/situations-pole-emploi?identifiant=[&recipient=SIRET]            API Particulier v2
 
 Admin API (unauthenticated: keep the emulator on localhost):
   POST /_emulator/tokens       {"api":"APIEntreprise","scopes":["..."],"expiresAt":"2027-01-01T00:00:00Z"}
-  PUT  /_emulator/tokens/ID    {"behaviour":"revoked","retryAfterSeconds":60,"delayMs":2000}
+  PUT  /_emulator/tokens/ID    {"behaviour":"revoked","retryAfterSeconds":60,"delayMs":2000,"largeAnswerBytes":52428800}
   POST /_emulator/tokens/ID/renew {"expiresAt":"2028-01-01T00:00:00Z"}   new string, same jti
   GET  /_emulator/tokens       ids, APIs, behaviours, request counts (never the tokens)
   GET  /_emulator/tokens/ID/requests
@@ -76,6 +83,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	listen := fs.String("listen", defaultAddr, "address to serve on")
 	keyFile := fs.String("signing-key-file", "", "file whose bytes are the HS256 signing key, so tokens survive restarts (default: a random key)")
 	legacy := fs.Bool("legacy-shapes", false, "answer in the shapes of the APIs' older documentation instead of their backends' current code (docs/api-fidelity.md)")
+	var limits []emulator.Option
+	fs.Func("limit", "API=N/PERIOD[,M/PERIOD]: per-token and per-address limits of an API instead of the real ones, e.g. APIEntreprise=60/1m,240/1m (repeatable)", func(v string) error {
+		api, l, err := emulator.ParseLimits(v)
+		if err == nil {
+			limits = append(limits, emulator.WithLimits(api, l))
+		}
+		return err
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -83,7 +98,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("unexpected argument %q; see --help", fs.Arg(0))
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	opts := []emulator.Option{emulator.WithLogger(log)}
+	opts := append([]emulator.Option{emulator.WithLogger(log)}, limits...)
 	if *legacy {
 		opts = append(opts, emulator.WithLegacyShapes())
 	}

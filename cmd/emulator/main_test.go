@@ -68,3 +68,27 @@ func TestMintErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestLimitFlag(t *testing.T) {
+	for _, tc := range []struct {
+		limit string
+		ok    bool
+	}{
+		{"APIEntreprise=60/1m,240/1m", true},
+		{"APIParticulier=5/1s", true},
+		{"Nope=60/1m", false},
+		{"APIEntreprise=60", false},
+		{"APIEntreprise=0/1m", false},
+		{"APIEntreprise=60/1m,240/500ms", false},
+	} {
+		t.Run(tc.limit, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel() // serve, then stop at once: only the flags are under test
+			var stdout, stderr bytes.Buffer
+			err := run(ctx, []string{"--listen", "127.0.0.1:0", "--limit", tc.limit}, &stdout, &stderr)
+			if (err == nil) != tc.ok {
+				t.Errorf("run --limit %s: %v, want ok=%v", tc.limit, err, tc.ok)
+			}
+		})
+	}
+}

@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -239,7 +238,6 @@ type certReloader struct {
 	cert    *tls.Certificate
 	modTime time.Time
 	checked time.Time
-	log     logr.Logger
 }
 
 func newCertReloader(dir string) (*certReloader, error) {

@@ -108,6 +108,8 @@ func startOperator() error {
 		APIHosts:                hosts,
 		// The plugin's tests ask for probes back to back: not the 30s floor of production.
 		RequestFloor: time.Second,
+		// Habilitations with spec.delivery Gateway get a credential (rotate-gateway-credential).
+		GatewayURL: "http://jeton-gateway.jeton-system.svc:8080",
 	}
 	for _, ns := range opts.CredentialsNamespaces {
 		if err := k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {

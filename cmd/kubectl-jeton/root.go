@@ -73,6 +73,7 @@ func newRootCommand(o *options) *cobra.Command {
 		newWhoUsesCommand(o),
 		newReconcileCommand(o),
 		newProbeCommand(o),
+		newRotateGatewayCredentialCommand(o),
 		newInspectTokenCommand(o),
 		newVersionCommand(o),
 	)

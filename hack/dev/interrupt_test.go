@@ -23,7 +23,7 @@ import (
 // the terminal sends SIGINT to its foreground process group, jeton-dev and tee alike; tee
 // dies, so every later write of jeton-dev (its "stopping" messages, the manager's logs)
 // goes to a pipe nobody reads. jeton-dev must still stop, cleanly, every process it started:
-// etcd, kube-apiserver, kube-controller-manager, kube-scheduler, KWOK and the manager.
+// etcd, kube-apiserver, kube-controller-manager, kube-scheduler, KWOK, the manager and the gateway.
 func TestCtrlCThroughClosedPipeLeavesNothingRunning(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the whole local run")
@@ -41,7 +41,8 @@ func TestCtrlCThroughClosedPipeLeavesNothingRunning(t *testing.T) {
 
 	// Its own directory and ports, so that it runs beside a developer's `make dev`.
 	cmd := exec.Command(devBin, "-dir", t.TempDir(), "-emulator-addr", testenv.FreeAddr(t),
-		"-metrics-addr", testenv.FreeAddr(t), "-probe-addr", testenv.FreeAddr(t))
+		"-metrics-addr", testenv.FreeAddr(t), "-probe-addr", testenv.FreeAddr(t),
+		"-gateway-addr", testenv.FreeAddr(t), "-gateway-probe-addr", testenv.FreeAddr(t))
 	cmd.Dir = root
 	pipeR, pipeW, err := os.Pipe()
 	if err != nil {
@@ -93,7 +94,7 @@ func TestCtrlCThroughClosedPipeLeavesNothingRunning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"etcd", "kube-apiserver", "kube-controller", "kube-scheduler", "kwok", "jeton"} {
+	for _, name := range []string{"etcd", "kube-apiserver", "kube-controller", "kube-scheduler", "kwok", "jeton", "jeton-gateway"} {
 		if !hasProc(started, name) {
 			t.Fatalf("no %s among the processes of the local run: %v", name, started)
 		}

@@ -71,6 +71,8 @@ var sampleTokens = []sampleToken{
 // can run it beside a developer's own `make dev`.
 type config struct {
 	dir, emulatorAddr, metricsAddr, probeAddr string
+	// gatewayAddr serves the gateway (plain HTTP on loopback); gatewayProbeAddr its /readyz.
+	gatewayAddr, gatewayProbeAddr string
 }
 
 func main() {
@@ -84,6 +86,8 @@ func main() {
 	flag.StringVar(&cfg.emulatorAddr, "emulator-addr", "127.0.0.1:18080", "API emulator address (the samples' baseURL)")
 	flag.StringVar(&cfg.metricsAddr, "metrics-addr", "127.0.0.1:8080", "manager metrics address (plain HTTP)")
 	flag.StringVar(&cfg.probeAddr, "probe-addr", "127.0.0.1:8081", "manager health probe address")
+	flag.StringVar(&cfg.gatewayAddr, "gateway-addr", "127.0.0.1:18090", "gateway address (the BASE_URL of Habilitations delivered through it)")
+	flag.StringVar(&cfg.gatewayProbeAddr, "gateway-probe-addr", "127.0.0.1:18091", "gateway health probe address")
 	flag.Parse()
 
 	// SIGHUP (the terminal closed) stops everything as Ctrl-C and SIGTERM do. After the
@@ -168,16 +172,38 @@ func run(ctx context.Context, root string, cfg config) (err error) {
 	}
 	fmt.Fprint(output{os.Stdout}, out)
 
-	step("building the manager into bin/jeton")
-	managerBin := filepath.Join(root, "bin", "jeton")
-	build := exec.CommandContext(ctx, "go", "build", "-o", managerBin, "./cmd")
-	build.Dir, build.Stdout, build.Stderr = root, os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("building the manager: %w", err)
+	step("building the manager into bin/jeton and the gateway into bin/jeton-gateway")
+	managerBin, gatewayBin := filepath.Join(root, "bin", "jeton"), filepath.Join(root, "bin", "jeton-gateway")
+	for bin, pkg := range map[string]string{managerBin: "./cmd", gatewayBin: "./cmd/gateway"} {
+		build := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
+		build.Dir, build.Stdout, build.Stderr = root, os.Stdout, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("building %s: %w", pkg, err)
+		}
 	}
 
+	step("starting the gateway on http://" + cfg.gatewayAddr)
+	gw, err := startProcess(exec.Command(gatewayBin,
+		"--kubeconfig", kubeconfig,
+		"--credentials-namespaces", credentialsNamespace,
+		"--allowed-api-hosts", cfg.emulatorAddr,
+		"--listen-address", cfg.gatewayAddr,
+		"--health-probe-bind-address", cfg.gatewayProbeAddr,
+		"--metrics-bind-address", "0",
+		"--replicas", "1",
+		"--zap-devel"), "POD_NAMESPACE="+credentialsNamespace)
+	if err != nil {
+		return fmt.Errorf("starting the gateway: %w", err)
+	}
+	defer func() {
+		step("stopping the gateway")
+		if serr := gw.stop(); serr != nil && err == nil {
+			err = serr
+		}
+	}()
+
 	step("starting the manager")
-	manager := exec.Command(managerBin,
+	m, err := startProcess(exec.Command(managerBin,
 		"--kubeconfig", kubeconfig,
 		"--credentials-namespaces", credentialsNamespace,
 		// The samples' baseURL: the emulator, plain HTTP on loopback.
@@ -186,23 +212,20 @@ func run(ctx context.Context, root string, cfg config) (err error) {
 		// Plain HTTP: the metrics endpoint listens on loopback only, so a newcomer can curl it.
 		"--metrics-secure=false",
 		"--health-probe-bind-address", cfg.probeAddr,
-		"--zap-devel")
-	manager.Stdout, manager.Stderr = output{os.Stdout}, output{os.Stderr}
-	// Its own process group: Ctrl-C reaches only us, and we stop the manager first,
-	// while the control plane it talks to is still up.
-	manager.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := manager.Start(); err != nil {
+		// Habilitations with spec.delivery: Gateway get this URL as BASE_URL.
+		"--gateway-url", "http://"+cfg.gatewayAddr,
+		"--zap-devel"))
+	if err != nil {
 		return fmt.Errorf("starting the manager: %w", err)
 	}
-	m := &managerProcess{cmd: manager, exited: make(chan struct{})}
-	go func() {
-		m.err = manager.Wait()
-		close(m.exited)
-	}()
 
 	if err := waitReady(ctx, "http://"+cfg.probeAddr+"/readyz", m.exited); err != nil {
 		_ = m.stop()
 		return err
+	}
+	if err := waitReady(ctx, "http://"+cfg.gatewayProbeAddr+"/readyz", gw.exited); err != nil {
+		_ = m.stop()
+		return fmt.Errorf("the gateway: %w", err)
 	}
 	step("applying config/samples/workload once namespace trifouilly exists (a Deployment using the injected token)")
 	if err := applyWorkload(ctx, env, root, m.exited); err != nil {
@@ -222,6 +245,9 @@ func run(ctx context.Context, root string, cfg config) (err error) {
 		return m.stop()
 	case <-m.exited:
 		return fmt.Errorf("the manager exited: %v", m.err)
+	case <-gw.exited:
+		_ = m.stop()
+		return fmt.Errorf("the gateway exited: %v", gw.err)
 	}
 }
 
@@ -326,7 +352,24 @@ func waitReady(ctx context.Context, url string, exited <-chan struct{}) error {
 	return nil
 }
 
-// managerProcess is the running manager; exited is closed when it has exited, with err.
+// startProcess starts cmd (the manager or the gateway) in its own process group: Ctrl-C
+// reaches only us, and we stop it first, while the control plane it talks to is still up.
+func startProcess(cmd *exec.Cmd, env ...string) (*managerProcess, error) {
+	cmd.Stdout, cmd.Stderr = output{os.Stdout}, output{os.Stderr}
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	m := &managerProcess{cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		m.err = cmd.Wait()
+		close(m.exited)
+	}()
+	return m, nil
+}
+
+// managerProcess is a running manager or gateway; exited is closed when it has exited, with err.
 type managerProcess struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -393,7 +436,16 @@ ReplicaSet whose pod is Running, the old pod gone.
   bin/kubectl -n trifouilly get replicasets,pods -l app.kubernetes.io/name=marches-publics
   bin/kubectl -n jeton-system get events --field-selector involvedObject.name=trifouilly-api-entreprise
 
+Call an API through the gateway: move Trifouilly's API Particulier habilitation to it, then
+call as the application does (TOKEN is now a gateway credential, BASE_URL the gateway):
+
+  bin/kubectl -n jeton-system patch habilitation trifouilly-api-particulier --type merge -p '{"spec":{"delivery":"Gateway"}}'
+  bin/kubectl -n jeton-system wait habilitation/trifouilly-api-particulier --for=jsonpath='{.status.delivery}'=Gateway
+  TOKEN=$(bin/kubectl -n trifouilly get secret api-particulier -o jsonpath='{.data.TOKEN}' | base64 -d)
+  BASE_URL=$(bin/kubectl -n trifouilly get secret api-particulier -o jsonpath='{.data.BASE_URL}' | base64 -d)
+  curl -s -H "X-Api-Key: $TOKEN" "$BASE_URL/v3/france_travail/statut/identifiant?identifiant=A1B2C3"
+
 The cluster components' logs are in %[6]s.
-Ctrl-C stops the manager, the emulator and the cluster; nothing is left running.
+Ctrl-C stops the manager, the gateway, the emulator and the cluster; nothing is left running.
 `, root, filepath.Join(cfg.dir, "kubeconfig"), "http://"+cfg.metricsAddr, "http://"+cfg.emulatorAddr, ids["technical-api-entreprise-token"], logDir)
 }

@@ -1,16 +1,18 @@
-// Command jeton-image builds jeton's manager image without a container daemon and without
-// pulling any base image: the image holds only what the manager needs, assembled here with
+// Command jeton-image builds jeton's image without a container daemon and without pulling
+// any base image: the image holds only what the manager and the gateway need, assembled here with
 // go-containerregistry (the library under crane and ko), one image per platform in one OCI
 // index, written as an OCI image layout.
 //
 // Each image has a single layer:
 //
 //	/manager                           the static manager binary (CGO off), owned by root, 0755
+//	/jeton-gateway                     the static gateway binary (same build flags), root, 0755
 //	/etc/passwd, /etc/group            root and nonroot (65532), as distroless/static has them
 //	/etc/ssl/certs/ca-certificates.crt the build machine's CA bundle (-ca-bundle)
 //	/home/nonroot                      nonroot's home, 0700
 //
-// and runs as 65532:65532 with entrypoint ["/manager"]: no shell, no package manager, nothing
+// and runs as 65532:65532 with entrypoint ["/manager"] (the gateway's Deployment sets command
+// ["/jeton-gateway"]: one image to pull, sign and scan): no shell, no package manager, nothing
 // writable, so it runs with readOnlyRootFilesystem. Timestamps are fixed (-created, default
 // SOURCE_DATE_EPOCH or the Unix epoch) so that a rebuild of the same sources gives the same
 // layer.
@@ -51,10 +53,11 @@ import (
 const nonroot = 65532
 
 type options struct {
-	out, ref, pkg, caBundle             string
+	out, ref, pkg, gatewayPkg, caBundle string
 	version, revision, licenses, source string
-	// ldflags are added to the manager's link flags: the Makefile stamps the version
-	// package (internal/version) with them, so that /manager --version says what the labels say.
+	// ldflags are added to both binaries' link flags: the Makefile stamps the version
+	// package (internal/version) with them, so that /manager --version and
+	// /jeton-gateway --version say what the labels say.
 	ldflags   string
 	platforms []string
 	created   time.Time
@@ -79,12 +82,13 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.out, "out", "dist/image", "directory of the OCI image layout to write (replaced)")
 	fs.StringVar(&o.ref, "ref", "", "the image's name, recorded as org.opencontainers.image.ref.name in the layout (e.g. ghcr.io/jeton-dev/jeton:v0.1.0)")
 	fs.StringVar(&o.pkg, "pkg", "./cmd", "the manager's main package, built with the go command from the working directory")
+	fs.StringVar(&o.gatewayPkg, "gateway-pkg", "./cmd/gateway", "the gateway's main package (binary /jeton-gateway), built like the manager")
 	fs.StringVar(&o.caBundle, "ca-bundle", "/etc/ssl/certs/ca-certificates.crt", "CA certificates to ship (Debian package ca-certificates)")
 	fs.StringVar(&o.version, "version", "", "org.opencontainers.image.version (required)")
 	fs.StringVar(&o.revision, "revision", "", "org.opencontainers.image.revision: the source's commit (required)")
 	fs.StringVar(&o.licenses, "licenses", "", "org.opencontainers.image.licenses, an SPDX expression (required)")
 	fs.StringVar(&o.source, "source", "https://github.com/jeton-dev/jeton", "org.opencontainers.image.source")
-	fs.StringVar(&o.ldflags, "ldflags", "", "extra go build -ldflags for the manager (e.g. -X flags stamping its version), after -s -w -buildid=")
+	fs.StringVar(&o.ldflags, "ldflags", "", "extra go build -ldflags for both binaries (e.g. -X flags stamping their version), after -s -w -buildid=")
 	fs.StringVar(&platforms, "platforms", "linux/amd64,linux/arm64", "comma-separated os/arch to build")
 	fs.StringVar(&created, "created", "", "creation time (RFC 3339) in the image; default SOURCE_DATE_EPOCH, else the Unix epoch, for reproducible builds")
 	if err := fs.Parse(args); err != nil {
@@ -93,7 +97,8 @@ func parseFlags(args []string) (options, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	for name, v := range map[string]string{"-version": o.version, "-revision": o.revision, "-licenses": o.licenses, "-out": o.out} {
+	for name, v := range map[string]string{"-version": o.version, "-revision": o.revision, "-licenses": o.licenses, "-out": o.out,
+		"-pkg": o.pkg, "-gateway-pkg": o.gatewayPkg} {
 		if strings.TrimSpace(v) == "" {
 			return o, fmt.Errorf("%s is required", name)
 		}
@@ -141,11 +146,14 @@ func build(o options) error {
 	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
 	for _, p := range o.platforms {
 		_, arch, _ := strings.Cut(p, "/")
-		bin := filepath.Join(work, "manager-"+arch)
-		if err := goBuild(o.pkg, arch, o.ldflags, bin); err != nil {
+		manager, gateway := filepath.Join(work, "manager-"+arch), filepath.Join(work, "jeton-gateway-"+arch)
+		if err := goBuild(o.pkg, arch, o.ldflags, manager); err != nil {
 			return err
 		}
-		img, err := image(o, arch, bin, ca)
+		if err := goBuild(o.gatewayPkg, arch, o.ldflags, gateway); err != nil {
+			return err
+		}
+		img, err := image(o, arch, manager, gateway, ca)
 		if err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
@@ -177,7 +185,7 @@ func build(o options) error {
 	return nil
 }
 
-// goBuild builds the manager static, with trimmed paths, no symbol table and an empty build
+// goBuild builds a binary static, with trimmed paths, no symbol table and an empty build
 // ID, so that a commit always gives the same binary.
 func goBuild(pkg, arch, ldflags, out string) error {
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w -buildid= "+ldflags, "-o", out, pkg)
@@ -189,12 +197,16 @@ func goBuild(pkg, arch, ldflags, out string) error {
 	return nil
 }
 
-func image(o options, arch, bin string, ca []byte) (v1.Image, error) {
-	manager, err := os.ReadFile(bin)
+func image(o options, arch, managerBin, gatewayBin string, ca []byte) (v1.Image, error) {
+	manager, err := os.ReadFile(managerBin)
 	if err != nil {
 		return nil, err
 	}
-	rootfs, err := rootfsTar(o.created, manager, ca)
+	gateway, err := os.ReadFile(gatewayBin)
+	if err != nil {
+		return nil, err
+	}
+	rootfs, err := rootfsTar(o.created, manager, gateway, ca)
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +219,7 @@ func image(o options, arch, bin string, ca []byte) (v1.Image, error) {
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
 	img, err = mutate.Append(img, mutate.Addendum{Layer: layer, History: v1.History{
-		Created: v1.Time{Time: o.created}, CreatedBy: "jeton-image (hack/image): /manager, /etc/passwd, /etc/group, CA certificates",
+		Created: v1.Time{Time: o.created}, CreatedBy: "jeton-image (hack/image): /manager, /jeton-gateway, /etc/passwd, /etc/group, CA certificates",
 	}})
 	if err != nil {
 		return nil, err
@@ -228,7 +240,7 @@ func image(o options, arch, bin string, ca []byte) (v1.Image, error) {
 	cf.Config.Env = []string{"SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"}
 	cf.Config.Labels = map[string]string{
 		"org.opencontainers.image.title":       "jeton",
-		"org.opencontainers.image.description": "jeton operator: French public-API tokens injected as Secrets into each public client's namespace",
+		"org.opencontainers.image.description": "jeton operator (/manager) and egress gateway (/jeton-gateway): French public-API tokens injected as Secrets into each public client's namespace",
 		"org.opencontainers.image.source":      o.source,
 		"org.opencontainers.image.url":         o.source,
 		"org.opencontainers.image.version":     o.version,
@@ -245,7 +257,7 @@ func image(o options, arch, bin string, ca []byte) (v1.Image, error) {
 }
 
 // rootfsTar is the image's only layer, with fixed owners, modes and times.
-func rootfsTar(mtime time.Time, manager, ca []byte) ([]byte, error) {
+func rootfsTar(mtime time.Time, manager, gateway, ca []byte) ([]byte, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	dir := func(name string, mode int64, uid int) error {
@@ -269,6 +281,7 @@ func rootfsTar(mtime time.Time, manager, ca []byte) ([]byte, error) {
 		file("etc/ssl/certs/ca-certificates.crt", 0o644, ca),
 		dir("home", 0o755, 0),
 		dir("home/nonroot", 0o700, nonroot),
+		file("jeton-gateway", 0o755, gateway),
 		file("manager", 0o755, manager),
 		tw.Close(),
 	}

@@ -22,9 +22,12 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// DefaultPerHostPerMinute is the default budget per API host: 80% of the 1000 requests/min
-// per IP of API Entreprise and API Particulier (Démarches Numériques counts per token).
-const DefaultPerHostPerMinute = 800
+// DefaultPerHostPerMinute is the default budget per API host of the manager's prober: its
+// share of the address budget (1000 requests/min per IP on API Entreprise and API
+// Particulier; Démarches Numériques counts per token) that it shares with the gateway's
+// replicas (the gateway's --prober-share-per-minute, which must equal it). A vendor has a
+// handful of technical tokens, each probed every few minutes: 60 a minute is ample.
+const DefaultPerHostPerMinute = 60
 
 // DefaultPerTokenPerMinute is the default budget per token: well under the smallest
 // per-token limit (API Entreprise 250/min; Démarches Numériques 400/min; API Particulier
@@ -230,12 +233,20 @@ func (b *Budget) Observe(host, fp string, a Answer) Hold {
 	} else if a.Status != 0 {
 		s.strikes = 0
 	}
-	t := b.token(fp)
-	if wait.After(t.notBefore) {
-		t.notBefore = wait
+	// An answer that asks no wait creates no token entry: the gateway observes every
+	// answer of every token, and memory must not grow with them.
+	b.pruneLocked(a.At)
+	t := b.tokens[fp]
+	if wait.After(a.At) {
+		if t == nil {
+			t = b.token(fp)
+		}
+		if wait.After(t.notBefore) {
+			t.notBefore = wait
+		}
 	}
 	var h Hold
-	if t.notBefore.After(a.At) {
+	if t != nil && t.notBefore.After(a.At) {
 		h.Token = t.notBefore
 	}
 	if s.notBefore.After(a.At) {

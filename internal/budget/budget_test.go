@@ -1,6 +1,7 @@
 package budget
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -248,5 +249,28 @@ func TestPrune(t *testing.T) {
 	}
 	if nb := b.NotBefore(host, held, later); !nb.Equal(t0.Add(time.Hour)) {
 		t.Error("pruning dropped a held token")
+	}
+}
+
+// TestObserveWithoutWaitKeepsNoToken: the gateway observes every answer of every token;
+// an answer that asks no wait must not grow memory.
+func TestObserveWithoutWaitKeepsNoToken(t *testing.T) {
+	b := New(Options{})
+	now := time.Unix(1_800_000_000, 0)
+	for i := range 1000 {
+		if h := b.Observe("entreprise.api.gouv.fr", fmt.Sprint("fp", i), Answer{Status: 200, At: now}); h != (Hold{}) {
+			t.Fatalf("a 200 without wait holds %+v", h)
+		}
+	}
+	if len(b.tokens) != 0 {
+		t.Errorf("%d token entries after answers that asked no wait, want 0", len(b.tokens))
+	}
+	h := b.Observe("entreprise.api.gouv.fr", "held", Answer{Status: 200, RetryAt: now.Add(time.Minute), At: now})
+	if !h.Token.Equal(now.Add(time.Minute)) || len(b.tokens) != 1 {
+		t.Errorf("a wait asked: hold %+v, %d entries", h, len(b.tokens))
+	}
+	// A later answer without a wait still reports the hold in force.
+	if h := b.Observe("entreprise.api.gouv.fr", "held", Answer{Status: 200, At: now.Add(time.Second)}); !h.Token.Equal(now.Add(time.Minute)) {
+		t.Errorf("hold reported after a plain answer: %+v", h)
 	}
 }

@@ -23,8 +23,10 @@ type TokenInfo struct {
 	ExpiresAt         time.Time         `json:"expiresAt"`
 	RetryAfterSeconds int64             `json:"retryAfterSeconds"`
 	DelayMs           int64             `json:"delayMs"`
-	Requests          int               `json:"requests"` // total seen, including those dropped from the log
+	Requests          int               `json:"requests"`        // total seen, including those dropped from the log
+	TooManyRequests   int               `json:"tooManyRequests"` // 429s answered to it
 	MaxInFlight       int               `json:"maxInFlight"`
+	LargeAnswerBytes  int64             `json:"largeAnswerBytes"`
 	AllowedNetworks   []string          `json:"allowedNetworks,omitempty"`
 	NoExpiry          bool              `json:"noExpiry,omitempty"`
 }
@@ -50,9 +52,14 @@ func (s *Server) info(t *token) TokenInfo {
 	for _, p := range t.allowed {
 		networks = append(networks, p.String())
 	}
+	large := t.largeBytes
+	if large == 0 {
+		large = defaultLarge
+	}
 	return TokenInfo{ID: t.id, API: t.api, Behaviour: t.behaviour, Subject: t.subject, Scopes: slices.Clone(t.scopes),
 		IssuedAt: t.issuedAt.UTC(), ExpiresAt: t.expiresAt.UTC(), RetryAfterSeconds: int64(t.retryAfter / time.Second),
-		DelayMs: delay.Milliseconds(), Requests: t.total, MaxInFlight: t.maxInFlight, AllowedNetworks: networks, NoExpiry: t.noExpiry}
+		DelayMs: delay.Milliseconds(), Requests: t.total, TooManyRequests: t.tooMany, MaxInFlight: t.maxInFlight,
+		LargeAnswerBytes: large, AllowedNetworks: networks, NoExpiry: t.noExpiry}
 }
 
 func (s *Server) adminRoutes() {
@@ -116,6 +123,8 @@ type UpdateRequest struct {
 	DelayMs           *int64     `json:"delayMs,omitempty"`
 	// AllowedNetworks replaces the token's IP allow-list ([] removes it).
 	AllowedNetworks *[]string `json:"allowedNetworks,omitempty"`
+	// LargeAnswerBytes sets the size of a LargeAnswer token's data answers.
+	LargeAnswerBytes *int64 `json:"largeAnswerBytes,omitempty"`
 }
 
 func (s *Server) adminMint(w http.ResponseWriter, r *http.Request) {
@@ -188,7 +197,13 @@ func (s *Server) adminUpdate(w http.ResponseWriter, r *http.Request) {
 			}
 			next.allowed = allowed
 		}
-		t.behaviour, t.retryAfter, t.delay, t.allowed = next.behaviour, next.retryAfter, next.delay, next.allowed
+		if req.LargeAnswerBytes != nil {
+			if n := *req.LargeAnswerBytes; n < minLargeAnswer || n > maxLargeAnswer {
+				return fmt.Errorf("largeAnswerBytes must be %d to %d", minLargeAnswer, maxLargeAnswer)
+			}
+			next.largeBytes = *req.LargeAnswerBytes
+		}
+		t.behaviour, t.retryAfter, t.delay, t.allowed, t.largeBytes = next.behaviour, next.retryAfter, next.delay, next.allowed, next.largeBytes
 		info = s.info(t)
 		return nil
 	})
@@ -209,6 +224,12 @@ type requestJSON struct {
 	Path       string    `json:"path"`
 	Status     int       `json:"status"`
 	DurationMs float64   `json:"durationMs"`
+	// What a gateway's tests assert upstream; never a token, header value or body.
+	Recipient     string `json:"recipient,omitempty"`
+	Recipients    int    `json:"recipients,omitempty"`
+	Authorization bool   `json:"authorization,omitempty"`
+	APIKey        bool   `json:"apiKey,omitempty"`
+	Mutation      bool   `json:"mutation,omitempty"`
 }
 
 func (s *Server) adminRequests(w http.ResponseWriter, r *http.Request) {
@@ -224,7 +245,8 @@ func (s *Server) adminRequests(w http.ResponseWriter, r *http.Request) {
 	out := make([]requestJSON, 0, len(reqs))
 	for _, q := range reqs {
 		out = append(out, requestJSON{Time: q.Time.UTC(), Method: q.Method, Path: q.Path, Status: q.Status,
-			DurationMs: float64(q.Duration.Microseconds()) / 1000})
+			DurationMs: float64(q.Duration.Microseconds()) / 1000, Recipient: q.Recipient, Recipients: q.Recipients,
+			Authorization: q.Authorization, APIKey: q.APIKey, Mutation: q.Mutation})
 	}
 	writeJSON(w, http.StatusOK, out)
 }

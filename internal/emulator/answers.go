@@ -161,12 +161,23 @@ func writeParticulierAccessDenied(w http.ResponseWriter, e siadeError) {
 
 // writeSiadeThrottled is siade's Rack::Attack throttled responder: RateLimit-* headers,
 // Retry-After (seconds to the reset), and TooManyRequestsError in the JSON:API format (the
-// flat one only under /api/v2/, which no token check is).
-func writeSiadeThrottled(w http.ResponseWriter, limit int, reset, now time.Time) {
+// flat one under /api/v2/, API Particulier's v2 data routes).
+func writeSiadeThrottled(w http.ResponseWriter, limit int, reset, now time.Time, flat bool) {
 	h := w.Header()
 	setRateLimit(h, limit, 0, reset)
 	h.Set("Retry-After", strconv.FormatInt(max(0, reset.Unix()-now.Unix()), 10))
-	writeSiadeJSONAPI(w, http.StatusTooManyRequests, contentTypeRack, siadeTooManyRequests())
+	writeSiadeRack(w, http.StatusTooManyRequests, siadeTooManyRequests(), flat)
+}
+
+// writeSiadeRack writes an error of siade's Rack::Attack responders
+// (siade/config/initializers/rack_attack.rb): `application/json` alone, JSON:API format,
+// or flat `{"errors":["<detail>"]}` under /api/v2/.
+func writeSiadeRack(w http.ResponseWriter, status int, e siadeError, flat bool) {
+	if flat {
+		writeRaw(w, status, contentTypeRack, object{{"errors", []string{e.detail}}})
+		return
+	}
+	writeSiadeJSONAPI(w, status, contentTypeRack, e)
 }
 
 // dnGraphQLError is API::V2::BaseController#graphql_error

@@ -9,12 +9,26 @@
 //	API Particulier      GET  /api/introspect  X-Api-Key: <jwt> (v2) or Authorization: Bearer <jwt> (v3)
 //	Démarches Numériques POST /api/v2/graphql  Authorization: Bearer <base64url("<uuid>;<secret>")>
 //
+// and the data routes a gateway proxies (data.go), with the same tokens, limits and
+// behaviours, their parameters checked in the backends' order and in their formats:
+//
+//	API Entreprise       GET  /v3/insee/sirene/etablissements/{siret}  context, object, recipient (a SIRET)
+//	                     GET  /v3/insee/sirene/unites_legales/{siren}
+//	API Particulier      GET  /v3/france_travail/statut/identifiant    identifiant, recipient (a SIRET)
+//	                     GET  /api/v2/situations-pole-emploi           identifiant, recipient optional
+//	Démarches Numériques POST /api/v2/graphql                          queries and mutations
+//
 // Each token has a Behaviour (healthy by default) that decides how the emulator answers
 // it: the status codes, error codes, bodies and headers of the real APIs, including 429s
 // with and without a body, Retry-After, RateLimit-* headers and slow answers. The real
 // rate limits are enforced too: 250 requests/min per API Entreprise token, 20/s per API
 // Particulier token, 400/min per Démarches Numériques token, and 1000/min per client IP
-// on API Entreprise and API Particulier (fixed windows aligned on the clock).
+// on API Entreprise and API Particulier (fixed windows aligned on the clock); WithLimits
+// (cmd/emulator --limit) scales them down for short tests. Requests(id) records, per
+// request, what a gateway's tests assert upstream (status, recipient, which credential
+// header came, mutation), never a token, header value, body or other query value;
+// MaxInWindow, MaxInWindowPerIP, TooManyRequests and TotalTooManyRequests prove a client
+// stayed within the limits. The LargeAnswer behaviour streams an answer of any size.
 //
 // # Admin API
 //
@@ -24,7 +38,7 @@
 //	POST /_emulator/tokens       {"api":"APIEntreprise","scopes":["unites_legales_etablissements_insee"],
 //	                              "expiresAt":"2027-01-01T00:00:00Z","subject":"…"}
 //	                             → 201 {"token":"…","id":"…",…}   (the only answer that ever holds a token)
-//	PUT  /_emulator/tokens/{id}  {"behaviour":"revoked","retryAfterSeconds":60,"delayMs":2000}
+//	PUT  /_emulator/tokens/{id}  {"behaviour":"revoked","retryAfterSeconds":60,"delayMs":2000,"largeAnswerBytes":52428800}
 //	POST /_emulator/tokens/{id}/renew {"expiresAt":"…"}  → {"token":"…",…}  same jti, new exp ("prolongation")
 //	GET  /_emulator/tokens       ids, api, behaviour, request counts — never the tokens
 //	GET  /_emulator/tokens/{id}/requests
@@ -48,6 +62,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -86,11 +101,15 @@ const (
 	Conflict Behaviour = "conflict"
 	// NotFound: Démarches Numériques only, 200 with errors code not_found (unknown démarche).
 	NotFound Behaviour = "not-found"
+	// LargeAnswer: data routes answer 200 with a body of SetLargeAnswer bytes (default
+	// 1 MiB), streamed without holding it; token checks answer as Healthy. For the
+	// gateway's streaming benchmark.
+	LargeAnswer Behaviour = "large-answer"
 )
 
 // Behaviours lists every Behaviour, for usage messages and validation.
 var Behaviours = []Behaviour{Healthy, Unauthorized, Expired, Revoked, InsufficientPrivileges,
-	RateLimited, RateLimitedEmptyBody, Slow, Down, ServerError, Conflict, NotFound}
+	RateLimited, RateLimitedEmptyBody, Slow, Down, ServerError, Conflict, NotFound, LargeAnswer}
 
 // ErrUnknownToken is returned (wrapped) for an id the emulator never minted.
 var ErrUnknownToken = errors.New("unknown token id")
@@ -98,8 +117,9 @@ var ErrUnknownToken = errors.New("unknown token id")
 const (
 	defaultRetryAfter = 32 * time.Second // what staging sends
 	defaultDelay      = 30 * time.Second
-	lifetimeMonths    = 18    // the portal's token lifetime
-	maxLoggedRequests = 10000 // per token, so a long `make dev` stays bounded
+	defaultLarge      = 1 << 20 // bytes of a LargeAnswer token's answers without SetLargeAnswer
+	lifetimeMonths    = 18      // the portal's token lifetime
+	maxLoggedRequests = 10000   // per token, so a long `make dev` stays bounded
 	// StatusClientClosedRequest is recorded in the request log when the client gave up
 	// before a slow answer was written (nginx's convention).
 	StatusClientClosedRequest = 499
@@ -128,13 +148,25 @@ type MintOptions struct {
 	NoExpiry bool
 }
 
-// Request is one request the emulator saw for a token.
+// Request is one request the emulator saw for a token. It holds what tests of the
+// gateway assert upstream and nothing more: never a token, a header value, a body or a
+// query value other than a SIRET-shaped recipient (a public client's SIRET, not
+// personal data).
 type Request struct {
 	Time     time.Time
 	Method   string
 	Path     string
 	Status   int // StatusClientClosedRequest when the client gave up
 	Duration time.Duration
+	// Recipient is the query's recipient when it came once and is 14 ASCII digits;
+	// "" otherwise (absent, repeated or anything else: nothing else is kept).
+	Recipient string
+	// Recipients is how many recipient values the query carried (2+: repeated).
+	Recipients int
+	// Authorization and APIKey: an Authorization or X-Api-Key header came (never its value).
+	Authorization, APIKey bool
+	// Mutation: a Démarches Numériques request whose operation is a GraphQL mutation.
+	Mutation bool
 }
 
 // Option configures a Server.
@@ -170,13 +202,19 @@ type Server struct {
 	defaultDelay time.Duration
 	legacy       bool
 
+	limits map[jetonv1alpha1.API]Limits
+
 	mu        sync.Mutex
 	tokens    map[string]*token // by id
 	order     []string          // ids in minting order, for a stable listing
 	ipWindows map[string]*window
-	down      bool
-	banned    bool      // every API request gets no answer (SetBanned)
-	lastOK    time.Time // last time /pings was ok, for its body
+	ipLog     map[string][]time.Time // arrival times per API and address, for MaxInWindowPerIP
+	tooMany   int                    // 429s answered, all tokens and addresses
+	// unauthenticated logs the requests whose credential was no token (none, unknown, forged).
+	unauthenticated []Request
+	down            bool
+	banned          bool      // every API request gets no answer (SetBanned)
+	lastOK          time.Time // last time /pings was ok, for its body
 }
 
 // token is the emulator's server-side record of a minted token. It keeps the DN secret
@@ -202,6 +240,8 @@ type token struct {
 	window      window
 	requests    []Request
 	total       int
+	tooMany     int   // 429s answered to this token
+	largeBytes  int64 // LargeAnswer body size; 0: defaultLarge
 	inFlight    int
 	maxInFlight int
 }
@@ -214,6 +254,8 @@ func New(opts ...Option) *Server {
 		defaultDelay: defaultDelay,
 		tokens:       map[string]*token{},
 		ipWindows:    map[string]*window{},
+		ipLog:        map[string][]time.Time{},
+		limits:       maps.Clone(defaultLimits),
 	}
 	for _, o := range opts {
 		o(s)
@@ -363,6 +405,17 @@ func (s *Server) SetDelay(id string, d time.Duration) error {
 	})
 }
 
+// SetLargeAnswer sets the size in bytes of a LargeAnswer token's data answers.
+func (s *Server) SetLargeAnswer(id string, n int64) error {
+	return s.update(id, func(t *token) error {
+		if n < minLargeAnswer || n > maxLargeAnswer {
+			return fmt.Errorf("large answer of %d bytes: want %d to %d", n, minLargeAnswer, maxLargeAnswer)
+		}
+		t.largeBytes = n
+		return nil
+	})
+}
+
 // SetBanned makes every API request get no answer at all, its connection closed, as calls
 // from an address API Entreprise has banned (12 hours, after ignored 429s).
 func (s *Server) SetBanned(banned bool) {
@@ -456,6 +509,15 @@ func (s *Server) Requests(id string) []Request {
 		return slices.Clone(t.requests[max(0, len(t.requests)-maxLoggedRequests):])
 	}
 	return nil
+}
+
+// Unauthenticated returns the requests (to any API but /pings) whose credential was no
+// token the emulator minted — missing, unknown or forged — oldest first (the last 10000 at
+// most). A gateway that always sets a valid token leaves it empty.
+func (s *Server) Unauthenticated() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.unauthenticated[max(0, len(s.unauthenticated)-maxLoggedRequests):])
 }
 
 // MaxInFlight returns the highest number of concurrent requests seen for the token.

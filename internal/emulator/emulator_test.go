@@ -555,7 +555,7 @@ func TestRequestsLog(t *testing.T) {
 	if len(got) != 2 {
 		t.Fatalf("Requests = %v, want 2 entries", got)
 	}
-	want := []Request{{Time: t0, Method: "GET", Path: "/privileges", Status: 200}, {Time: t0.Add(time.Second), Method: "GET", Path: "/privileges", Status: 401}}
+	want := []Request{{Time: t0, Method: "GET", Path: "/privileges", Status: 200, Authorization: true}, {Time: t0.Add(time.Second), Method: "GET", Path: "/privileges", Status: 401, Authorization: true}}
 	for i := range want {
 		g := got[i]
 		g.Duration = 0

@@ -1,10 +1,8 @@
 package emulator
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"net"
 	"net/http"
@@ -17,20 +15,6 @@ import (
 
 	jetonv1alpha1 "github.com/jeton-dev/jeton/api/v1alpha1"
 )
-
-// limit is one API's rate limits (DESIGN.md section 1). perIP 0 means none is published.
-type limit struct {
-	perToken    int
-	tokenPeriod time.Duration
-	perIP       int
-	ipPeriod    time.Duration
-}
-
-var limits = map[jetonv1alpha1.API]limit{
-	jetonv1alpha1.APIEntreprise:       {perToken: 250, tokenPeriod: time.Minute, perIP: 1000, ipPeriod: time.Minute},
-	jetonv1alpha1.APIParticulier:      {perToken: 20, tokenPeriod: time.Second, perIP: 1000, ipPeriod: time.Minute},
-	jetonv1alpha1.DemarchesNumeriques: {perToken: 400, tokenPeriod: time.Minute},
-}
 
 // window is a fixed rate-limit window aligned on the clock (as Rack::Attack does).
 type window struct {
@@ -54,6 +38,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /pings", s.pings)
 	s.mux.HandleFunc("GET /api/introspect", s.introspect)
 	s.mux.HandleFunc("POST /api/v2/graphql", s.graphql)
+	s.dataRoutes()
 	s.adminRoutes()
 }
 
@@ -65,6 +50,7 @@ type view struct {
 	behaviour  Behaviour
 	retryAfter time.Duration
 	delay      time.Duration
+	largeBytes int64 // LargeAnswer's body size
 
 	allowed   bool // within the per-token rate limit
 	remaining int
@@ -77,7 +63,7 @@ type view struct {
 }
 
 func (s *Server) privileges(w http.ResponseWriter, r *http.Request) {
-	s.serve(w, r, jetonv1alpha1.APIEntreprise, bearer(r), func(w http.ResponseWriter, v view) {
+	s.serve(w, r, jetonv1alpha1.APIEntreprise, bearer(r), endpoint{}, func(w http.ResponseWriter, v view) {
 		if s.legacy {
 			// The legacy shape, top-level (older documentation).
 			writeJSON(w, http.StatusOK, map[string]any{"privileges": v.scopes})
@@ -93,7 +79,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 	if cred == "" {
 		cred = strings.TrimSpace(r.Header.Get("X-Api-Key")) // v2
 	}
-	s.serve(w, r, jetonv1alpha1.APIParticulier, cred, func(w http.ResponseWriter, v view) {
+	s.serve(w, r, jetonv1alpha1.APIParticulier, cred, endpoint{}, func(w http.ResponseWriter, v view) {
 		if s.legacy {
 			writeJSON(w, http.StatusOK, map[string]any{"_id": v.id, "name": nil, "scopes": v.scopes})
 			return
@@ -135,36 +121,16 @@ func parseDemarcheQuery(body []byte) (int64, error) {
 	return 0, fmt.Errorf("variable $%s must hold a démarche number", m[2])
 }
 
-func (s *Server) graphql(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	number, qerr := parseDemarcheQuery(body)
-	if err != nil {
-		qerr = fmt.Errorf("reading body: %v", err)
-	}
-	s.serve(w, r, jetonv1alpha1.DemarchesNumeriques, bearer(r), func(w http.ResponseWriter, v view) {
-		switch {
-		case qerr != nil:
-			writeJSON(w, http.StatusBadRequest, dnErrors(qerr.Error(), "bad_request"))
-		case len(v.scopes) > 0 && !slices.Contains(v.scopes, strconv.FormatInt(number, 10)):
-			s.writeDN(w, InsufficientPrivileges)
-		default:
-			id := base64.StdEncoding.EncodeToString([]byte("Procedure-" + strconv.FormatInt(number, 10)))
-			if s.legacy {
-				writeJSON(w, http.StatusOK, map[string]any{"data": map[string]any{"demarche": map[string]any{"id": id, "number": number}}})
-				return
-			}
-			// graphql-ruby answers the fields in the order the query selects them.
-			writeRaw(w, http.StatusOK, contentTypeRails, object{{"data", object{{"demarche", object{{"id", id}, {"number", number}}}}}})
-		}
-	})
-}
-
 // pings is API Entreprise's unauthenticated health endpoint.
 func (s *Server) pings(w http.ResponseWriter, r *http.Request) {
 	now := s.now()
-	lim := limits[jetonv1alpha1.APIEntreprise]
+	lim := s.limits[jetonv1alpha1.APIEntreprise]
 	s.mu.Lock()
-	allowed, _, reset := s.ipWindow(jetonv1alpha1.APIEntreprise, r).hit(now, lim.ipPeriod, lim.perIP)
+	allowed, _, reset := s.ipWindow(jetonv1alpha1.APIEntreprise, r).hit(now, lim.IPPeriod, lim.PerIP)
+	s.logArrival(jetonv1alpha1.APIEntreprise, remoteKey(r), now)
+	if !allowed {
+		s.tooMany++
+	}
 	down := s.down
 	if !down {
 		s.lastOK = now
@@ -186,11 +152,7 @@ func (s *Server) pings(w http.ResponseWriter, r *http.Request) {
 // ipWindow returns the per-IP window of api for the request's remote address. The
 // caller holds s.mu. X-Forwarded-For is ignored: the emulator is reached directly.
 func (s *Server) ipWindow(api jetonv1alpha1.API, r *http.Request) *window {
-	ip, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		ip = r.RemoteAddr
-	}
-	key := string(api) + "|" + ip
+	key := string(api) + "|" + remoteKey(r)
 	w := s.ipWindows[key]
 	if w == nil {
 		w = &window{}
@@ -199,26 +161,46 @@ func (s *Server) ipWindow(api jetonv1alpha1.API, r *http.Request) *window {
 	return w
 }
 
+// remoteKey is the caller's address as the per-address limits key it.
+func remoteKey(r *http.Request) string {
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return ip
+}
+
+// endpoint tells serve what kind of route it answers.
+type endpoint struct {
+	// data: a data route, not a token check. siade's RateLimitHeadersMiddleware
+	// (siade/app/lib/rate_limit_headers_middleware.rb) adds the RateLimit-* headers of
+	// the route's throttle group to every answer past Rack::Attack.
+	data bool
+	// mutation: a Démarches Numériques request whose operation is a mutation (recorded).
+	mutation bool
+}
+
 // serve runs the part every authenticated endpoint shares: per-IP limit, whole-service
 // outage, authentication, per-token limit, then the token's behaviour; ok writes the
 // healthy answer.
-func (s *Server) serve(w http.ResponseWriter, r *http.Request, api jetonv1alpha1.API, credential string, ok func(http.ResponseWriter, view)) {
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, api jetonv1alpha1.API, credential string, ep endpoint, ok func(http.ResponseWriter, view)) {
 	rec := &statusRecorder{ResponseWriter: w}
 	started := time.Now()
 	now := s.now()
-	lim := limits[api]
+	lim := s.limits[api]
 	remote := remoteAddr(r)
 
 	s.mu.Lock()
 	t := s.lookup(api, credential)
 	if s.banned {
 		s.mu.Unlock()
-		s.noAnswer(api, t, w, r, started, now)
+		s.noAnswer(api, t, w, r, ep, started, now)
 		return
 	}
+	s.logArrival(api, remoteKey(r), now)
 	ipAllowed, ipReset := true, time.Time{}
-	if lim.perIP > 0 {
-		ipAllowed, _, ipReset = s.ipWindow(api, r).hit(now, lim.ipPeriod, lim.perIP)
+	if lim.PerIP > 0 {
+		ipAllowed, _, ipReset = s.ipWindow(api, r).hit(now, lim.IPPeriod, lim.PerIP)
 	}
 	down := s.down
 	var v view
@@ -226,20 +208,23 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, api jetonv1alpha1
 		t.inFlight++
 		t.maxInFlight = max(t.maxInFlight, t.inFlight)
 		v = view{id: t.id, scopes: slices.Clone(t.scopes), expiresAt: t.expiresAt, behaviour: t.behaviour,
-			retryAfter: t.retryAfter, delay: t.delay, remote: remote, networkAllowed: t.networkAllows(remote), expired: t.expired(now)}
+			retryAfter: t.retryAfter, delay: t.delay, largeBytes: t.largeBytes, remote: remote, networkAllowed: t.networkAllows(remote), expired: t.expired(now)}
 		if v.delay == 0 {
 			v.delay = s.defaultDelay
 		}
+		if v.largeBytes == 0 {
+			v.largeBytes = defaultLarge
+		}
 		if ipAllowed && !down {
-			v.allowed, v.remaining, v.reset = t.window.hit(now, lim.tokenPeriod, lim.perToken)
+			v.allowed, v.remaining, v.reset = t.window.hit(now, lim.TokenPeriod, lim.PerToken)
 		}
 	}
 	s.mu.Unlock()
-	defer s.finish(api, t, r, rec, started, now)
+	defer s.finish(api, t, r, rec, ep, started, now)
 
 	switch {
 	case !ipAllowed && !s.legacy:
-		writeSiadeThrottled(rec, lim.perIP, ipReset, now)
+		writeSiadeThrottled(rec, lim.PerIP, ipReset, now, rackFlat(r))
 	case !ipAllowed:
 		rec.Header().Set("Retry-After", seconds(ipReset.Sub(now)))
 		writeFailure(api, rec, RateLimited)
@@ -248,11 +233,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, api jetonv1alpha1
 	case t == nil && s.legacy:
 		writeFailure(api, rec, Unauthorized)
 	case t == nil:
-		s.writeInvalid(api, rec)
+		s.writeInvalid(api, r, rec)
 	case s.legacy:
 		s.answer(api, rec, r, v, now, lim, ok)
 	default:
-		s.answerReal(api, rec, r, v, now, lim, ok)
+		s.answerReal(api, rec, r, v, ep, now, lim, ok)
 	}
 }
 
@@ -267,7 +252,7 @@ func remoteAddr(r *http.Request) netip.Addr {
 
 // noAnswer is what a banned address gets: no HTTP answer at all (API Entreprise's
 // documentation: calls from a banned IP return no HTTP code). The connection is closed.
-func (s *Server) noAnswer(api jetonv1alpha1.API, t *token, w http.ResponseWriter, r *http.Request, started, now time.Time) {
+func (s *Server) noAnswer(api jetonv1alpha1.API, t *token, w http.ResponseWriter, r *http.Request, ep endpoint, started, now time.Time) {
 	if t != nil {
 		s.mu.Lock()
 		t.inFlight++
@@ -276,7 +261,7 @@ func (s *Server) noAnswer(api jetonv1alpha1.API, t *token, w http.ResponseWriter
 	}
 	// Recorded before the connection closes: the client learns of it at once, and whoever
 	// reads the request log next must find it.
-	s.finish(api, t, r, &statusRecorder{ResponseWriter: w, status: StatusNoAnswer}, started, now)
+	s.finish(api, t, r, &statusRecorder{ResponseWriter: w, status: StatusNoAnswer}, ep, started, now)
 	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
 		_ = conn.Close()
 		return
@@ -284,13 +269,26 @@ func (s *Server) noAnswer(api jetonv1alpha1.API, t *token, w http.ResponseWriter
 	panic(http.ErrAbortHandler) // no hijacking (HTTP/2): abort, the client gets no answer either
 }
 
+// particulierV2 reports whether r reaches one of API Particulier's v2 controllers
+// (/api/introspect, /api/v2/…), which answer in their own formats
+// (siade/app/controllers/api_particulier/v2/base_controller.rb); the v3 ones (/v3/…)
+// inherit APIController's JSON:API errors, as API Entreprise's do
+// (siade/app/controllers/api_controller.rb).
+func particulierV2(api jetonv1alpha1.API, r *http.Request) bool {
+	return api == jetonv1alpha1.APIParticulier && !strings.HasPrefix(r.URL.Path, "/v3/")
+}
+
+// rackFlat reports whether siade's Rack::Attack responders answer r in the flat format:
+// under /api/v2/ only (siade/config/initializers/rack_attack.rb, error_format).
+func rackFlat(r *http.Request) bool { return strings.Contains(r.URL.Path, "/api/v2/") }
+
 // writeInvalid answers a credential that is no token of the API
 // (siade HandleTokens#authenticate_user!; Démarches Numériques authenticate_from_token).
-func (s *Server) writeInvalid(api jetonv1alpha1.API, w http.ResponseWriter) {
-	switch api {
-	case jetonv1alpha1.APIEntreprise:
+func (s *Server) writeInvalid(api jetonv1alpha1.API, r *http.Request, w http.ResponseWriter) {
+	switch {
+	case api == jetonv1alpha1.APIEntreprise || (api == jetonv1alpha1.APIParticulier && !particulierV2(api, r)):
 		writeSiadeJSONAPI(w, http.StatusUnauthorized, contentTypeRails, siadeInvalidToken())
-	case jetonv1alpha1.APIParticulier:
+	case api == jetonv1alpha1.APIParticulier:
 		writeParticulierAccessDenied(w, siadeInvalidToken())
 	default:
 		// Without a valid token the request is an unauthenticated one, and only persisted
@@ -303,7 +301,7 @@ func (s *Server) writeInvalid(api jetonv1alpha1.API, w http.ResponseWriter) {
 // Rack::Attack (blacklist, IP allow-list, throttles) then its controller (expiry, scopes);
 // Démarches Numériques' Rack::Attack (throttle) then its controller (network, expiry) and
 // the GraphQL execution.
-func (s *Server) answerReal(api jetonv1alpha1.API, w http.ResponseWriter, r *http.Request, v view, now time.Time, lim limit, ok func(http.ResponseWriter, view)) {
+func (s *Server) answerReal(api jetonv1alpha1.API, w http.ResponseWriter, r *http.Request, v view, ep endpoint, now time.Time, lim Limits, ok func(http.ResponseWriter, view)) {
 	b := v.behaviour
 	throttledUntil := time.Time{}
 	switch {
@@ -320,39 +318,49 @@ func (s *Server) answerReal(api jetonv1alpha1.API, w http.ResponseWriter, r *htt
 			writeEmpty429(w, v.retryAfter)
 		case b == Unauthorized || b == Revoked:
 			// A revoked token is deleted: it authenticates no more.
-			s.writeInvalid(api, w)
+			s.writeInvalid(api, r, w)
 		case !v.networkAllowed:
 			writeDNControllerError(w, http.StatusForbidden, dnForbiddenNetwork(v.remote), "forbidden")
-		case b == Expired || (v.expired && (b == Healthy || b == Slow)):
+		case b == Expired || (v.expired && (b == Healthy || b == Slow || b == LargeAnswer)):
 			writeDNControllerError(w, http.StatusUnauthorized, "Token expired", "unauthorized")
 		default:
 			s.respond(api, w, r, v, b, ok)
 		}
 		return
 	}
+	flat, v2 := rackFlat(r), particulierV2(api, r)
 	switch {
 	case b == Revoked:
-		writeSiadeJSONAPI(w, http.StatusUnauthorized, contentTypeRack, siadeBlacklisted(api))
+		writeSiadeRack(w, http.StatusUnauthorized, siadeBlacklisted(api), flat)
+		return
 	case !v.networkAllowed:
-		writeSiadeJSONAPI(w, http.StatusForbidden, contentTypeRack, siadeForbiddenIP())
+		writeSiadeRack(w, http.StatusForbidden, siadeForbiddenIP(), flat)
+		return
 	case !throttledUntil.IsZero():
-		writeSiadeThrottled(w, lim.perToken, throttledUntil, now)
+		writeSiadeThrottled(w, lim.PerToken, throttledUntil, now, flat)
+		return
 	case b == RateLimitedEmptyBody:
 		writeEmpty429(w, v.retryAfter)
+		return
+	}
+	if ep.data {
+		setRateLimit(w.Header(), lim.PerToken, v.remaining, v.reset)
+	}
+	switch {
 	case b == Unauthorized:
-		s.writeInvalid(api, w)
-	case b == Expired || (v.expired && (b == Healthy || b == Slow)):
-		if api == jetonv1alpha1.APIParticulier {
+		s.writeInvalid(api, r, w)
+	case b == Expired || (v.expired && (b == Healthy || b == Slow || b == LargeAnswer)):
+		if v2 {
 			writeSiadeFlat(w, http.StatusUnauthorized, siadeExpiredToken(api))
 		} else {
 			writeSiadeJSONAPI(w, http.StatusUnauthorized, contentTypeRails, siadeExpiredToken(api))
 		}
-	case b == InsufficientPrivileges && api == jetonv1alpha1.APIParticulier:
+	case b == InsufficientPrivileges && v2:
 		// API Particulier v2 answers NotAuthorizedError with 401 access_denied.
 		writeParticulierAccessDenied(w, siadeInsufficientPrivileges(api))
 	case b == InsufficientPrivileges:
 		writeSiadeJSONAPI(w, http.StatusForbidden, contentTypeRails, siadeInsufficientPrivileges(api))
-	case b == Conflict && api == jetonv1alpha1.APIParticulier:
+	case b == Conflict && v2:
 		writeSiadeFlat(w, http.StatusConflict, siadeConflict())
 	case b == Conflict:
 		writeSiadeJSONAPI(w, http.StatusConflict, contentTypeRails, siadeConflict())
@@ -365,7 +373,7 @@ func (s *Server) answerReal(api jetonv1alpha1.API, w http.ResponseWriter, r *htt
 // down, server error; and the Démarches Numériques GraphQL field errors.
 func (s *Server) respond(api jetonv1alpha1.API, w http.ResponseWriter, r *http.Request, v view, b Behaviour, ok func(http.ResponseWriter, view)) {
 	switch b {
-	case Healthy:
+	case Healthy, LargeAnswer: // ok tells the two apart on data routes
 		ok(w, v)
 	case Slow:
 		timer := time.NewTimer(v.delay)
@@ -409,21 +417,21 @@ func writeEmpty429(w http.ResponseWriter, retryAfter time.Duration) {
 
 // answer answers a known token in the legacy shapes (WithLegacyShapes: what the APIs'
 // older documentation describes), kept to prove jeton reads them too.
-func (s *Server) answer(api jetonv1alpha1.API, w http.ResponseWriter, r *http.Request, v view, now time.Time, lim limit, ok func(http.ResponseWriter, view)) {
+func (s *Server) answer(api jetonv1alpha1.API, w http.ResponseWriter, r *http.Request, v view, now time.Time, lim Limits, ok func(http.ResponseWriter, view)) {
 	h := w.Header()
 	if !v.allowed {
-		setRateLimit(h, lim.perToken, 0, v.reset)
+		setRateLimit(h, lim.PerToken, 0, v.reset)
 		h.Set("Retry-After", seconds(v.reset.Sub(now)))
 		writeFailure(api, w, RateLimited)
 		return
 	}
 	b := v.behaviour
-	if (b == Healthy || b == Slow) && v.expired {
+	if (b == Healthy || b == Slow || b == LargeAnswer) && v.expired {
 		b = Expired // tokens expire on their own, like the real ones
 	}
 	switch b {
 	case RateLimited:
-		setRateLimit(h, lim.perToken, 0, now.Add(v.retryAfter))
+		setRateLimit(h, lim.PerToken, 0, now.Add(v.retryAfter))
 		h.Set("Retry-After", seconds(v.retryAfter))
 		writeFailure(api, w, RateLimited)
 		return
@@ -431,17 +439,18 @@ func (s *Server) answer(api jetonv1alpha1.API, w http.ResponseWriter, r *http.Re
 		writeEmpty429(w, v.retryAfter)
 		return
 	}
-	setRateLimit(h, lim.perToken, v.remaining, v.reset)
+	setRateLimit(h, lim.PerToken, v.remaining, v.reset)
 	switch b {
-	case Healthy, Slow, Down, ServerError:
+	case Healthy, Slow, Down, ServerError, LargeAnswer:
 		s.respond(api, w, r, v, b, ok)
 	default:
 		writeFailure(api, w, b)
 	}
 }
 
-// finish records the request in the token's log and logs it (never the token).
-func (s *Server) finish(api jetonv1alpha1.API, t *token, r *http.Request, rec *statusRecorder, started, now time.Time) {
+// finish records the request in the token's log and logs it (never the token, a header
+// value, a body or a query value but a SIRET-shaped recipient).
+func (s *Server) finish(api jetonv1alpha1.API, t *token, r *http.Request, rec *statusRecorder, ep endpoint, started, now time.Time) {
 	status := rec.status
 	if status == 0 {
 		status = http.StatusOK
@@ -451,17 +460,31 @@ func (s *Server) finish(api jetonv1alpha1.API, t *token, r *http.Request, rec *s
 	}
 	d := time.Since(started)
 	id := ""
+	s.mu.Lock()
+	if status == http.StatusTooManyRequests {
+		s.tooMany++
+	}
 	if t != nil {
-		s.mu.Lock()
 		id = t.id
 		t.inFlight--
 		t.total++
-		t.requests = append(t.requests, Request{Time: now, Method: r.Method, Path: r.URL.Path, Status: status, Duration: d})
-		if len(t.requests) >= 2*maxLoggedRequests { // trim in bulk, so logging stays O(1) amortised
-			t.requests = slices.Delete(t.requests, 0, len(t.requests)-maxLoggedRequests)
+		if status == http.StatusTooManyRequests {
+			t.tooMany++
 		}
-		s.mu.Unlock()
 	}
+	q := Request{Time: now, Method: r.Method, Path: r.URL.Path, Status: status, Duration: d,
+		Authorization: len(r.Header.Values("Authorization")) > 0, APIKey: len(r.Header.Values("X-Api-Key")) > 0,
+		Mutation: ep.mutation}
+	q.Recipient, q.Recipients = recordedRecipient(r)
+	log := &s.unauthenticated
+	if t != nil {
+		log = &t.requests
+	}
+	*log = append(*log, q)
+	if len(*log) >= 2*maxLoggedRequests { // trim in bulk, so logging stays O(1) amortised
+		*log = slices.Delete(*log, 0, len(*log)-maxLoggedRequests)
+	}
+	s.mu.Unlock()
 	s.log.Info("request", "api", api, "method", r.Method, "path", r.URL.Path, "tokenID", id, "status", status, "duration", d)
 }
 

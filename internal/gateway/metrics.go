@@ -21,8 +21,9 @@ type Metrics struct {
 	Upstream429 *prometheus.CounterVec
 	// BudgetRemaining is the share (0 to 1) of this replica's per-host budget left now.
 	BudgetRemaining *prometheus.GaugeVec
-	// ReadyReplicas is how many gateway replicas this replica counts (ready endpoints of its
-	// Service, at least --replicas): each one sends at most 1/ReadyReplicas of the budgets.
+	// ReadyReplicas is how many ready endpoints the gateway's Service has, as this replica
+	// sees them; the budgets are split among max(ReadyReplicas, --replicas), so a replica
+	// never takes more than its share, and the alert compares this with ExpectedReplicas.
 	ReadyReplicas prometheus.Gauge
 	// ExpectedReplicas is --replicas, for the alert on unavailable replicas.
 	ExpectedReplicas prometheus.Gauge
@@ -57,7 +58,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"host"}),
 		ReadyReplicas: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "jeton_gateway_ready_replicas",
-			Help: "Gateway replicas this replica shares the budgets with (ready endpoints of its Service, at least --replicas).",
+			Help: "Ready endpoints of the gateway's Service as this replica sees them (the budgets are split among max(this, --replicas)).",
 		}),
 		ExpectedReplicas: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "jeton_gateway_expected_replicas",

@@ -155,8 +155,7 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	out.Method = rt.route.Method
 	out.URL = &url.URL{Scheme: up.Scheme, Host: up.Host, Path: strings.TrimRight(up.Path, "/") + rt.route.Path, RawQuery: rt.route.RawQuery}
 	out.Host = up.Host
-	out.Header = ForwardHeaders(pr.In.Header)
-	SetToken(out.Header, rt.entry.API, rt.entry.Token)
+	out.Header = rt.route.UpstreamHeader(pr.In.Header, rt.entry.API, rt.entry.Token)
 	if rt.route.Body != nil {
 		body := rt.route.Body
 		out.Body = io.NopCloser(bytes.NewReader(body))

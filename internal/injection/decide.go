@@ -156,6 +156,13 @@ func Judge(now time.Time, h *jetonv1alpha1.Habilitation) (v conditions.Verdict, 
 		target = st.TargetSecret.Namespace + "/" + st.TargetSecret.Name
 	}
 	source := h.Namespace + "/" + h.Spec.TokenSecretRef.Name
+	// In Gateway delivery the Secret holds a gateway credential: the token itself is with
+	// jeton, and the gateway sends it.
+	injected, stays := "injected into Secret "+target, "The token stays in Secret "+target+" meanwhile."
+	if st.Delivery == jetonv1alpha1.DeliveryGateway {
+		injected = "served by the gateway to the workloads of Secret " + target + " (gateway credential)"
+		stays = "The gateway keeps sending it meanwhile for the workloads of Secret " + target + "."
+	}
 	var missing []string
 	if h.Spec.API != jetonv1alpha1.DemarchesNumeriques {
 		missing = token.MissingScopes(st.Scopes, h.Spec.ExpectedScopes)
@@ -165,24 +172,24 @@ func Judge(now time.Time, h *jetonv1alpha1.Habilitation) (v conditions.Verdict, 
 		// An expired token is harmless, so it stays injected: workloads get a clear 401
 		// from the API rather than a missing Secret.
 		v = *stalled(jetonv1alpha1.ReasonTokenExpired,
-			"the token (fingerprint %s) expired at %s by the expiry it carries (or spec.expiresAt): renew it on the API portal and put the new token in Secret %s. If it was prolonged instead, the API still accepts it (it reads the expiry from its own records): put the new token string from the portal in Secret %s all the same, so that jeton tracks the real expiry. The token stays in Secret %s meanwhile.",
-			st.TokenFingerprint, expiresAt, source, source, target)
+			"the token (fingerprint %s) expired at %s by the expiry it carries (or spec.expiresAt): renew it on the API portal and put the new token in Secret %s. If it was prolonged instead, the API still accepts it (it reads the expiry from its own records): put the new token string from the portal in Secret %s all the same, so that jeton tracks the real expiry. %s",
+			st.TokenFingerprint, expiresAt, source, source, stays)
 	case len(missing) > 0:
 		// Still this client's own token, so it stays injected; calls needing the missing
 		// scopes will fail until the habilitation is extended.
 		v = *stalled(jetonv1alpha1.ReasonScopesMissing,
-			"the token (fingerprint %s) lacks scopes required by spec.expectedScopes: %s. It is still injected into Secret %s, but calls needing these scopes will be refused: extend the habilitation (DataPass) and put the new token in Secret %s, or fix spec.expectedScopes.",
-			st.TokenFingerprint, strings.Join(missing, ", "), target, source)
+			"the token (fingerprint %s) lacks scopes required by spec.expectedScopes: %s. It is still %s, but calls needing these scopes will be refused: extend the habilitation (DataPass) and put the new token in Secret %s, or fix spec.expectedScopes.",
+			st.TokenFingerprint, strings.Join(missing, ", "), injected, source)
 	case ev.State == expiry.ExpiringSoon:
 		v = conditions.Verdict{State: conditions.Ready, Reason: jetonv1alpha1.ReasonTokenExpiringSoon, Warning: true,
-			Message: fmt.Sprintf("Token (fingerprint %s) injected into Secret %s, but it expires at %s: renew it on the API portal and put the new token in Secret %s before then.",
-				st.TokenFingerprint, target, expiresAt, source)}
+			Message: fmt.Sprintf("Token (fingerprint %s) %s, but it expires at %s: renew it on the API portal and put the new token in Secret %s before then.",
+				st.TokenFingerprint, injected, expiresAt, source)}
 	case ev.State == expiry.Unknown:
 		v = conditions.Verdict{State: conditions.Ready, Reason: jetonv1alpha1.ReasonInjected,
-			Message: fmt.Sprintf("Token (fingerprint %s) injected into Secret %s. Its expiry is unknown: set spec.expiresAt to be warned before it expires.", st.TokenFingerprint, target)}
+			Message: fmt.Sprintf("Token (fingerprint %s) %s. Its expiry is unknown: set spec.expiresAt to be warned before it expires.", st.TokenFingerprint, injected)}
 	default:
 		v = conditions.Verdict{State: conditions.Ready, Reason: jetonv1alpha1.ReasonInjected,
-			Message: fmt.Sprintf("Token (fingerprint %s) injected into Secret %s; it expires at %s.", st.TokenFingerprint, target, expiresAt)}
+			Message: fmt.Sprintf("Token (fingerprint %s) %s; it expires at %s.", st.TokenFingerprint, injected, expiresAt)}
 	}
 	return v, ev.Next
 }

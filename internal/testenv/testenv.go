@@ -47,6 +47,9 @@ type Env struct {
 	// The manager binary ManagerBinary built, or why it could not.
 	managerOnce sync.Once
 	managerBin  string
+	gatewayOnce sync.Once
+	gatewayBin  string
+	gatewayErr  error
 	managerErr  error
 }
 

@@ -18,7 +18,9 @@ import (
 )
 
 // TestDefaultDeploymentBecomesAvailable applies config/default as `make deploy` does and
-// waits for the manager Deployment to become Available (see available).
+// waits for the manager Deployment, and the gateway's, to become Available (see available):
+// the gateway's pods pass the restricted Pod Security level with their own ServiceAccount and
+// land on different nodes.
 func TestDefaultDeploymentBecomesAvailable(t *testing.T) {
 	ctx := context.Background()
 	manifests, stderr, err := env.Kubectl(ctx, nil, "kustomize", filepath.Join(env.Root, "config", "default"))
@@ -30,6 +32,29 @@ func TestDefaultDeploymentBecomesAvailable(t *testing.T) {
 		t.Fatalf("applying config/default: %v\n%s", err, stderr)
 	}
 	available(t, "jeton-system", "jeton-controller-manager", "jeton-controller-manager")
+	available(t, "jeton-system", "jeton-gateway", "jeton-gateway")
+	onDistinctNodes(t, "jeton-system", "jeton-gateway")
+}
+
+// onDistinctNodes: the Deployment's pods run on as many nodes as there are pods (the cluster
+// has two nodes, the gateway two replicas spread over kubernetes.io/hostname).
+func onDistinctNodes(t *testing.T, ns, name string) {
+	t.Helper()
+	d := &appsv1.Deployment{}
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, d); err != nil {
+		t.Fatal(err)
+	}
+	pods := &corev1.PodList{}
+	if err := env.Client.List(context.Background(), pods, client.InNamespace(ns), client.MatchingLabels(d.Spec.Selector.MatchLabels)); err != nil {
+		t.Fatal(err)
+	}
+	nodes := map[string]bool{}
+	for _, p := range pods.Items {
+		nodes[p.Spec.NodeName] = true
+	}
+	if len(nodes) != len(pods.Items) {
+		t.Errorf("Deployment %s/%s: %d pods on nodes %v, want one per node", ns, name, len(pods.Items), nodes)
+	}
 }
 
 // TestChartDeploymentBecomesAvailable installs the Helm chart (dist/chart) with bin/helm
@@ -53,6 +78,7 @@ func TestChartDeploymentBecomesAvailable(t *testing.T) {
 		t.Fatalf("helm install: %v\n%s", err, out.String())
 	}
 	available(t, ns, "chart-jeton-controller-manager", "chart-jeton-controller-manager")
+	available(t, ns, "chart-jeton-gateway", "chart-jeton-gateway")
 }
 
 // available waits for Deployment ns/name to become Available and checks its pods: they

@@ -45,8 +45,8 @@ func TestChartRendersEveryOption(t *testing.T) {
 				t.Errorf("%s rendered by default; it is opt-in (it needs the Prometheus Operator or Grafana)", kind)
 			}
 		}
-		if args := stringList(c["args"]); !slices.Contains(args, "--api-host-budget-per-minute=800") {
-			t.Errorf("args %q lack the per-host budget under the APIs' 1000/min per address", args)
+		if args := stringList(c["args"]); !slices.Contains(args, "--api-host-budget-per-minute=60") {
+			t.Errorf("args %q lack the prober's share of the address budget (60/min, the gateway's --prober-share-per-minute)", args)
 		}
 		objs.get(t, "PodDisruptionBudget", operatorNamespace, "jeton-controller-manager")
 		crds := objs.ofKind("CustomResourceDefinition")
@@ -127,14 +127,19 @@ func TestChartRendersEveryOption(t *testing.T) {
 		if got := nested(t, cm, "data", "jeton.json"); got != strings.TrimRight(string(want), "\n") {
 			t.Errorf("the dashboard ConfigMap does not hold config/grafana/jeton.json (run make manifests)")
 		}
-		serverDryRun(t, objs, "monitoring")
+		serverDryRun(t, objs, "monitoring", "vendor-credentials")
 	})
 
 	t.Run("ci/minimal-values.yaml", func(t *testing.T) {
 		objs := mustTemplate(t, "jeton", operatorNamespace, "--values", chartDir+"/ci/minimal-values.yaml")
-		for _, kind := range []string{"PodDisruptionBudget", "CustomResourceDefinition", "ServiceAccount"} {
+		for _, kind := range []string{"PodDisruptionBudget", "CustomResourceDefinition", "ServiceAccount", "NetworkPolicy"} {
 			if got := objs.ofKind(kind); len(got) > 0 {
-				t.Errorf("%s rendered with minimal values (one replica, crd.enable false, serviceAccount.create false)", kind)
+				t.Errorf("%s rendered with minimal values (one replica, crd.enable false, serviceAccount.create false, no gateway)", kind)
+			}
+		}
+		for _, k := range objs.keys() {
+			if strings.Contains(k, "gateway") {
+				t.Errorf("%s rendered with gateway.enabled false", k)
 			}
 		}
 		d := objs.get(t, "Deployment", operatorNamespace, "jeton-minimal-controller-manager")
@@ -149,19 +154,24 @@ func TestChartRendersEveryOption(t *testing.T) {
 		if !slices.Contains(stringList(c["args"]), "--zap-log-level=2") {
 			t.Errorf("args %v lack --zap-log-level=2", c["args"])
 		}
+		for _, a := range stringList(c["args"]) {
+			if strings.HasPrefix(a, "--gateway-url=") || strings.HasPrefix(a, "--default-delivery=") {
+				t.Errorf("manager arg %s without the gateway: Habilitations asking for it must fail, not point at nothing", a)
+			}
+		}
 		if c["image"] != "ghcr.io/jeton-dev/jeton:v0.1.0-rc.1" {
 			t.Errorf("image %v, want the tag of image.tag", c["image"])
 		}
-		serverDryRun(t, objs, "")
+		serverDryRun(t, objs)
 	})
 }
 
 // serverDryRun has the test API server validate the rendered objects (schemas, admission),
 // leaving out the Prometheus Operator's kinds, whose CRDs it lacks.
-func serverDryRun(t *testing.T, objs objects, extraNamespace string) {
+func serverDryRun(t *testing.T, objs objects, extraNamespaces ...string) {
 	t.Helper()
-	if extraNamespace != "" {
-		if _, stderr, err := env.Kubectl(t.Context(), nil, "create", "namespace", extraNamespace); err != nil && !strings.Contains(stderr, "AlreadyExists") {
+	for _, ns := range extraNamespaces {
+		if _, stderr, err := env.Kubectl(t.Context(), nil, "create", "namespace", ns); err != nil && !strings.Contains(stderr, "AlreadyExists") {
 			t.Fatal(stderr)
 		}
 	}
@@ -221,6 +231,15 @@ func TestChartSchemaRejectsBadValues(t *testing.T) {
 		{"interval without unit", "serviceMonitor: {enabled: true, interval: 30}", []string{"/serviceMonitor/interval"}},
 		{"toggle as a string", `prometheusRule: {enabled: "yes"}`, []string{"/prometheusRule/enabled", "boolean"}},
 		{"existing ServiceAccount without its name", "serviceAccount: {create: false}", []string{"serviceAccount.name is required when serviceAccount.create is false"}},
+		{"unknown delivery", "gateway: {defaultDelivery: Proxy}", []string{"/gateway/defaultDelivery"}},
+		{"gateway delivery without the gateway", "gateway: {enabled: false, defaultDelivery: Gateway}", []string{"gateway.defaultDelivery Gateway needs gateway.enabled true"}},
+		{"address budget above the APIs' limit", "gateway: {addressBudgetPerMinute: 1200}", []string{"/gateway/addressBudgetPerMinute", "maximum"}},
+		{"no room for the gateway", "{apiHostBudgetPerMinute: 850, gateway: {addressBudgetPerMinute: 850}}", []string{"gateway.addressBudgetPerMinute (850) must be above apiHostBudgetPerMinute (850)"}},
+		{"no gateway replica", "gateway: {replicas: 0}", []string{"/gateway/replicas", "minimum"}},
+		{"per-token limit without a period", "gateway: {perTokenLimits: APIEntreprise=100}", []string{"/gateway/perTokenLimits", "does not match pattern"}},
+		{"gateway URL with a query", "gateway: {url: 'http://gw.example:8080/?token=x'}", []string{"/gateway/url", "does not match pattern"}},
+		{"TLS Secret not a name", "gateway: {tls: {secretName: Gateway_TLS}}", []string{"/gateway/tls/secretName", "does not match pattern"}},
+		{"misspelt gateway key", "gateway: {replicaCount: 3}", []string{"replicaCount", "not allowed"}},
 	}
 	dir := t.TempDir()
 	for _, c := range cases {
@@ -280,7 +299,13 @@ func TestChartMatchesConfigDefault(t *testing.T) {
 		case "PodDisruptionBudget":
 			sameField(t, k, got, want, "spec", "minAvailable")
 			sameField(t, k, got, want, "spec", "selector")
+		case "NetworkPolicy":
+			sameField(t, k, got, want, "spec")
 		case "Deployment":
+			if strings.Contains(k, "gateway") {
+				sameGatewayDeployment(t, k, got, want)
+				continue
+			}
 			// The selector is immutable: the same one lets Helm adopt a kustomize install.
 			for _, f := range [][]string{{"spec", "replicas"}, {"spec", "selector"}, {"spec", "template", "spec", "securityContext"},
 				{"spec", "template", "spec", "terminationGracePeriodSeconds"}} {
@@ -322,6 +347,26 @@ func TestChartMatchesConfigDefault(t *testing.T) {
 	sameField(t, "ServiceMonitor", sm, wantSM, "spec", "endpoints")
 	sameField(t, "ServiceMonitor", sm, wantSM, "spec", "jobLabel")
 	subset(t, "ServiceMonitor selector", nested(t, sm, "spec", "selector", "matchLabels"), nested(t, wantSM, "spec", "selector", "matchLabels"))
+	gwSM := chart.get(t, "ServiceMonitor", operatorNamespace, "jeton-gateway-metrics")
+	wantGwSM := prom.get(t, "ServiceMonitor", "system", "gateway-metrics")
+	sameField(t, "gateway ServiceMonitor", gwSM, wantGwSM, "spec", "endpoints")
+	sameField(t, "gateway ServiceMonitor", gwSM, wantGwSM, "spec", "jobLabel")
+	subset(t, "gateway ServiceMonitor selector", nested(t, gwSM, "spec", "selector", "matchLabels"), nested(t, wantGwSM, "spec", "selector", "matchLabels"))
+}
+
+// sameGatewayDeployment compares the gateway's Deployment in the chart and config/default.
+func sameGatewayDeployment(t *testing.T, k string, got, want *unstructured.Unstructured) {
+	t.Helper()
+	for _, f := range [][]string{{"spec", "replicas"}, {"spec", "selector"}, {"spec", "strategy"}, {"spec", "template", "spec", "securityContext"},
+		{"spec", "template", "spec", "terminationGracePeriodSeconds"}, {"spec", "template", "spec", "topologySpreadConstraints"}} {
+		sameField(t, k, got, want, f...)
+	}
+	gc, wc := gatewayContainer(t, got), gatewayContainer(t, want)
+	for _, f := range []string{"command", "args", "env", "ports", "livenessProbe", "readinessProbe", "resources", "securityContext"} {
+		if !reflect.DeepEqual(gc[f], wc[f]) {
+			t.Errorf("%s container %s differs:\nchart:          %v\nconfig/default: %v", k, f, gc[f], wc[f])
+		}
+	}
 }
 
 func sameField(t *testing.T, what string, got, want *unstructured.Unstructured, path ...string) {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -13,10 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"sigs.k8s.io/yaml"
+
+	"github.com/jeton-dev/jeton/internal/gateway"
 )
 
 // The Grafana variables the dashboard may use, and what the test puts in their place.
@@ -65,15 +69,15 @@ func dashboardPanels(t *testing.T) []panel {
 	return out
 }
 
-// testGrafanaDashboard checks every panel's PromQL with promtool against the series the
-// manager exposed in this run (as Prometheus would store them: job and instance labels, an
-// up series), so that a renamed metric or label, or a query that no longer parses, fails.
-// Each query must return something: the scenario puts jeton in every state a panel shows.
-func testGrafanaDashboard(t *testing.T, obs observed) {
-	panels := dashboardPanels(t)
+// dashboardQuery is one PromQL query of a panel, Grafana's variables replaced.
+type dashboardQuery struct{ panel, expr string }
+
+// dashboardQueries checks the panels' shape (unique ids, a description, the datasource
+// variable, at least one query) and returns their queries.
+func dashboardQueries(t *testing.T, panels []panel) []dashboardQuery {
+	t.Helper()
 	ids := map[int]bool{}
-	type query struct{ panel, expr string }
-	var queries []query
+	var queries []dashboardQuery
 	for _, p := range panels {
 		if ids[p.ID] {
 			t.Errorf("panel id %d used twice", p.ID)
@@ -97,11 +101,28 @@ func testGrafanaDashboard(t *testing.T, obs observed) {
 				t.Errorf("panel %q: query %q uses a variable this test does not know", p.Title, tg.Expr)
 				continue
 			}
-			queries = append(queries, query{p.Title, expr})
+			queries = append(queries, dashboardQuery{p.Title, expr})
 		}
 	}
+	return queries
+}
 
-	series := promSeries(t, obs)
+// testGrafanaDashboard checks every panel's PromQL with promtool against the series the
+// manager exposed in this run (as Prometheus would store them: job and instance labels, an
+// up series), so that a renamed metric or label, or a query that no longer parses, fails.
+// Each query must return something: the scenario puts jeton in every state a panel shows.
+// The gateway's panels read the gateway's metrics as internal/gateway defines them
+// (gatewaySeries), until the scenario runs a real gateway.
+func testGrafanaDashboard(t *testing.T, obs observed) {
+	queries := dashboardQueries(t, dashboardPanels(t))
+	series := append(promSeries(t, obs), gatewaySeries(t)...)
+	checkDashboardQueries(t, queries, series, "the manager's and the gateway's series")
+}
+
+// checkDashboardQueries has promtool evaluate each query on series; each must parse and
+// return at least one sample.
+func checkDashboardQueries(t *testing.T, queries []dashboardQuery, series []map[string]string, what string) {
+	t.Helper()
 	type sample struct {
 		Labels string  `json:"labels"`
 		Value  float64 `json:"value"`
@@ -120,7 +141,7 @@ func testGrafanaDashboard(t *testing.T, obs observed) {
 	file := map[string]any{
 		"evaluation_interval": "1m",
 		"tests": []any{map[string]any{
-			"name":             "the dashboard's queries on a real manager's series",
+			"name":             "the dashboard's queries on " + what,
 			"interval":         "1m",
 			"input_series":     series,
 			"promql_expr_test": tests,
@@ -140,8 +161,8 @@ func testGrafanaDashboard(t *testing.T, obs observed) {
 		for _, q := range queries {
 			titles = append(titles, fmt.Sprintf("  %s: %s", q.panel, q.expr))
 		}
-		t.Fatalf("promtool rejects dashboard queries or finds them empty on the manager's series:\n%v\n%s\npanels:\n%s",
-			err, r.stdout, strings.Join(titles, "\n"))
+		t.Fatalf("promtool rejects dashboard queries or finds them empty on %s:\n%v\n%s\npanels:\n%s",
+			what, err, r.stdout, strings.Join(titles, "\n"))
 	}
 	t.Logf("%d dashboard queries checked against %d series", len(queries), len(series))
 }
@@ -150,18 +171,24 @@ func testGrafanaDashboard(t *testing.T, obs observed) {
 // same offset as the scrape time, keeping every "seconds until" and "seconds since" true.
 var timestampMetric = regexp.MustCompile(`_timestamp_seconds$|^process_start_time_seconds$`)
 
-// promSeries turns the scrape into promtool input series, constant for the hour before the
-// evaluation.
+// promSeries turns the manager's scrape into promtool input series, constant for the hour
+// before the evaluation.
 func promSeries(t *testing.T, obs observed) []map[string]string {
 	t.Helper()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(strings.NewReader(obs.metrics))
-	if err != nil {
-		t.Fatalf("parsing the manager's metrics: %v", err)
-	}
 	// What Prometheus adds to every series of the target (honorLabels keeps jeton's own).
 	target := map[string]string{"job": "jeton", "instance": "jeton-controller-manager:8443"}
-	shift := float64(obs.scrapedAt.Unix()) - evalSeconds
+	return exposedSeries(t, obs.metrics, target, float64(obs.scrapedAt.Unix())-evalSeconds)
+}
+
+// exposedSeries turns one scrape of a target (Prometheus text format) into promtool input
+// series, constant for the hour before the evaluation, Unix timestamps moved back by shift.
+func exposedSeries(t *testing.T, exposition string, target map[string]string, shift float64) []map[string]string {
+	t.Helper()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(exposition))
+	if err != nil {
+		t.Fatalf("parsing the %s metrics: %v", target["job"], err)
+	}
 	var out []map[string]string
 	add := func(name string, labels []*dto.LabelPair, extra map[string]string, v float64) {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
@@ -224,4 +251,100 @@ func promSeries(t *testing.T, obs observed) []map[string]string {
 	}
 	add("up", nil, nil, 1)
 	return out
+}
+
+// gatewaySeries is one scrape of a gateway replica as internal/gateway.NewMetrics exposes it
+// (its names, labels and histogram buckets), with a value in every series a panel shows: a
+// client served and throttled, an unidentified caller refused, an upstream answer and a 429,
+// a host's budget, the replica counts. A renamed metric or label in internal/gateway breaks
+// the panels' check here. It stands in for a real gateway's scrape until the scenario runs one.
+func gatewaySeries(t *testing.T) []map[string]string {
+	t.Helper()
+	return exposedSeries(t, gatewayExposition(t), map[string]string{"job": "jeton-gateway", "instance": "10.0.0.1:8082"}, 0)
+}
+
+func gatewayExposition(t *testing.T) string {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m := gateway.NewMetrics(reg)
+	hab := []string{operatorNamespace, "ville-api-entreprise", "ville", "APIEntreprise"}
+	m.Requests.WithLabelValues(append(hab, "200")...).Add(120)
+	m.Requests.WithLabelValues(append(hab, "429")...).Add(7)
+	m.Refusals.WithLabelValues(append(hab, "throttled")...).Add(7)
+	m.Refusals.WithLabelValues("", "", "", "", "invalid_credential").Inc()
+	m.UpstreamDuration.WithLabelValues("APIEntreprise").Observe(0.12)
+	m.Upstream429.WithLabelValues("entreprise.api.gouv.fr", "APIEntreprise").Inc()
+	m.BudgetRemaining.WithLabelValues("entreprise.api.gouv.fr").Set(0.8)
+	m.ReadyReplicas.Set(2)
+	m.ExpectedReplicas.Set(2)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, mf := range families {
+		if _, err := expfmt.MetricFamilyToText(&b, mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b.String()
+}
+
+// TestDashboardGatewayPanels: the dashboard shows what an operator of the gateway watches
+// (requests by client, Habilitation, API and code; refusals by reason; upstream latency
+// quantiles; budget left by host; upstream 429s; ready against expected replicas), every
+// metric of internal/gateway is on a panel, and each gateway query returns something on the
+// gateway's series alone (promtool). The whole dashboard is also checked with the manager's
+// series in TestArgoCDHealthAndGrafanaDashboard.
+func TestDashboardGatewayPanels(t *testing.T) {
+	var queries []dashboardQuery
+	for _, q := range dashboardQueries(t, dashboardPanels(t)) {
+		if strings.Contains(q.expr, "jeton_gateway_") || strings.Contains(q.expr, `job="jeton-gateway"`) {
+			queries = append(queries, q)
+		}
+	}
+	// What each of the issue's panels must query: a metric and the labels it is broken down by.
+	want := []struct {
+		what string
+		re   *regexp.Regexp
+	}{
+		{"requests by client, habilitation, API and code", regexp.MustCompile(`sum by \((?:[a-z]+, )*client(?:, [a-z]+)*\) \(rate\(jeton_gateway_requests_total`)},
+		{"refusals by reason", regexp.MustCompile(`sum by \(reason\) \(rate\(jeton_gateway_refusals_total`)},
+		{"upstream latency quantiles", regexp.MustCompile(`histogram_quantile\(0\.\d+, sum by \(api, le\) \(rate\(jeton_gateway_upstream_duration_seconds_bucket`)},
+		{"budget left by host", regexp.MustCompile(`by \(host\) \(jeton_gateway_budget_remaining_ratio`)},
+		{"upstream 429s", regexp.MustCompile(`sum by \(host, api\) \(increase\(jeton_gateway_upstream_throttled_total`)},
+		{"ready replicas", regexp.MustCompile(`jeton_gateway_ready_replicas`)},
+		{"expected replicas", regexp.MustCompile(`jeton_gateway_expected_replicas`)},
+	}
+	for _, w := range want {
+		found := false
+		for _, q := range queries {
+			found = found || w.re.MatchString(q.expr)
+		}
+		if !found {
+			t.Errorf("no gateway panel shows %s (a query matching %s)", w.what, w.re)
+		}
+	}
+	for _, q := range queries {
+		if strings.Contains(q.expr, "requests_total") && !strings.Contains(q.expr, "client, namespace, habilitation, api, code") {
+			t.Errorf("panel %q: requests not broken down by client, habilitation, API and code: %s", q.panel, q.expr)
+		}
+	}
+	// Every metric internal/gateway defines (each field of gateway.Metrics) is on a panel.
+	m := gateway.NewMetrics(prometheus.NewRegistry())
+	fields := reflect.ValueOf(m).Elem()
+	fqName := regexp.MustCompile(`fqName: "([^"]+)"`)
+	for i := range fields.NumField() {
+		descs := make(chan *prometheus.Desc, 1)
+		fields.Field(i).Interface().(prometheus.Collector).Describe(descs)
+		name := fqName.FindStringSubmatch((<-descs).String())[1]
+		used := false
+		for _, q := range queries {
+			used = used || strings.Contains(q.expr, name)
+		}
+		if !used {
+			t.Errorf("metric %s (gateway.Metrics.%s) is on no panel", name, fields.Type().Field(i).Name)
+		}
+	}
+	checkDashboardQueries(t, queries, gatewaySeries(t), "a gateway replica's series")
 }

@@ -276,7 +276,9 @@ func TestHelmTakesOverAnInstallerInstall(t *testing.T) {
 	c := &cluster{kubeconfig: env.Kubeconfig, client: env.Client, dir: t.TempDir()}
 	before := map[string]string{}
 	for _, k := range []string{"CustomResourceDefinition//habilitations.jeton.dev", "Deployment/jeton-system/jeton-controller-manager",
-		"ClusterRole//jeton-manager-role", "ServiceAccount/jeton-system/jeton-controller-manager"} {
+		"ClusterRole//jeton-manager-role", "ServiceAccount/jeton-system/jeton-controller-manager",
+		// The gateway's too: its Deployment selector is config/gateway's.
+		"Deployment/jeton-system/jeton-gateway", "ClusterRole//jeton-gateway-role", "ServiceAccount/jeton-system/jeton-gateway"} {
 		before[k] = uidOf(ctx, t, k)
 	}
 	c.helm(t, "install", "jeton", chartDir, "--namespace", operatorNamespace, "--take-ownership")

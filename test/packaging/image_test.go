@@ -85,15 +85,17 @@ func decodeJSON(t *testing.T, b []byte, v any) {
 }
 
 // TestImage builds the image as `make image` does, checks what users and scanners read
-// (one index for amd64 and arm64, user 65532, entrypoint, OCI labels, a static binary, CA
-// certificates, no shell), then runs its entrypoint from the unpacked root filesystem as UID
-// 65532 on a read-only root, with the bundle's arguments and an in-cluster configuration,
-// until /readyz answers.
+// (one index for amd64 and arm64, user 65532, entrypoint, OCI labels, two static binaries
+// (the manager and the gateway), CA certificates, no shell), then runs its entrypoint from the
+// unpacked root filesystem as UID 65532 on a read-only root, with the bundle's arguments and
+// an in-cluster configuration, until /readyz answers, and the bundle's gateway command there
+// too (--version: the gateway's serving loop is tested by its own end-to-end tests).
 func TestImage(t *testing.T) {
 	builder := tool(t, "jeton-image", "packaging-tools")
 	const version, revision, ref = "v9.9.9-test", "0123456789abcdef0123456789abcdef01234567", "ghcr.io/jeton-dev/jeton:v9.9.9-test"
 	dir := filepath.Join(t.TempDir(), "image")
-	// Two builds of the manager, one cross-compiled: minutes with a cold Go build cache.
+	// Two builds of the manager and of the gateway, one of each cross-compiled: minutes with a
+	// cold Go build cache.
 	if _, err := runCmdTimeout(t, 15*time.Minute, nil, nil, builder, "-out", dir, "-ref", ref, "-version", version,
 		"-revision", revision, "-licenses", "NOASSERTION", "-platforms", "linux/amd64,linux/arm64"); err != nil {
 		t.Fatal(err)
@@ -221,26 +223,15 @@ func unpack(t *testing.T, layer []byte, root string) {
 	}
 }
 
-// checkRootfs: a static binary for arch, the nonroot user, CA certificates, and nothing else
-// to run (no shell, no package manager).
+// checkRootfs: static binaries for arch (the manager and the gateway), the nonroot user, CA
+// certificates, and nothing else to run (no shell, no package manager).
 func checkRootfs(t *testing.T, arch, root string) {
 	t.Helper()
-	f, err := elf.Open(filepath.Join(root, "manager"))
-	if err != nil {
-		t.Fatalf("%s: /manager: %v", arch, err)
-	}
-	defer f.Close()
-	want := map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}[arch]
-	if f.Machine != want {
-		t.Errorf("%s: /manager is built for %v", arch, f.Machine)
-	}
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			t.Errorf("%s: /manager is dynamically linked: it needs a loader the image does not have", arch)
-		}
+	for _, bin := range []string{"manager", "jeton-gateway"} {
+		checkStaticBinary(t, arch, root, bin)
 	}
 	var files []string
-	err = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -254,7 +245,7 @@ func checkRootfs(t *testing.T, arch, root string) {
 		t.Fatal(err)
 	}
 	slices.Sort(files)
-	if want := []string{"/etc/group", "/etc/passwd", "/etc/ssl/certs/ca-certificates.crt", "/manager"}; !slices.Equal(files, want) {
+	if want := []string{"/etc/group", "/etc/passwd", "/etc/ssl/certs/ca-certificates.crt", "/jeton-gateway", "/manager"}; !slices.Equal(files, want) {
 		t.Errorf("%s: the image holds %v, want only %v (no shell, no package manager)", arch, files, want)
 	}
 	for _, shell := range []string{"bin/sh", "bin/bash", "bin/busybox", "usr/bin/env"} {
@@ -267,6 +258,31 @@ func checkRootfs(t *testing.T, arch, root string) {
 	}
 	if n := strings.Count(string(mustRead(t, filepath.Join(root, "etc/ssl/certs/ca-certificates.crt"))), "BEGIN CERTIFICATE"); n < 50 {
 		t.Errorf("%s: the CA bundle holds %d certificates: the public APIs' HTTPS would not verify", arch, n)
+	}
+}
+
+// checkStaticBinary: /<bin> is an executable for arch that needs no loader.
+func checkStaticBinary(t *testing.T, arch, root, bin string) {
+	t.Helper()
+	f, err := elf.Open(filepath.Join(root, bin))
+	if err != nil {
+		t.Errorf("%s: /%s: %v", arch, bin, err)
+		return
+	}
+	defer f.Close()
+	want := map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}[arch]
+	if f.Machine != want {
+		t.Errorf("%s: /%s is built for %v", arch, bin, f.Machine)
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Errorf("%s: /%s is dynamically linked: it needs a loader the image does not have", arch, bin)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(root, bin)); err != nil {
+		t.Errorf("%s: /%s: %v", arch, bin, err)
+	} else if fi.Mode().Perm() != 0o755 {
+		t.Errorf("%s: /%s mode %v, want 0755", arch, bin, fi.Mode())
 	}
 }
 
@@ -351,6 +367,22 @@ func runImage(t *testing.T, root string, cfg ociConfig) {
 	}
 	p.stop(t)
 	p.noForbidden(t, "the bundle's ServiceAccount, from the image")
+
+	// The bundle's gateway Deployment runs this image with its own command: the binary is
+	// there, runs as 65532 on the read-only root, and is the gateway.
+	gw := gatewayContainer(t, bundle.get(t, "Deployment", operatorNamespace, "jeton-gateway"))
+	command := stringList(gw["command"])
+	if !slices.Equal(command, []string{"/jeton-gateway"}) {
+		t.Fatalf("the bundle's gateway runs command %q, want [/jeton-gateway]", command)
+	}
+	out, err := runCmdTimeout(t, time.Minute, nil, nil, "unshare", append([]string{"--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", root},
+		append(command, "--version")...)...)
+	if err != nil {
+		t.Fatalf("the image's %v --version: %v", command, err)
+	}
+	if !strings.HasPrefix(out.stdout, "jeton-gateway ") {
+		t.Errorf("the image's %v --version printed %q, want the gateway's version line", command, out.stdout)
+	}
 }
 
 // rootReadOnly reads the mount flags of the process's root from its mountinfo.

@@ -3,6 +3,7 @@ package packaging
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -50,8 +51,9 @@ func applyInstaller(t *testing.T) (bundle objects, stderr string) {
 	return parseManifests(t, string(b)), installerOutput
 }
 
-// TestInstallerBundle: dist/install.yaml installs the whole operator with kubectl alone, for
-// the image it was built for, in a namespace that enforces the restricted Pod Security level.
+// TestInstallerBundle: dist/install.yaml installs the whole operator, gateway included, with
+// kubectl alone, for the image it was built for, in a namespace that enforces the restricted
+// Pod Security level.
 func TestInstallerBundle(t *testing.T) {
 	bundle, stderr := applyInstaller(t)
 	if strings.Contains(stderr, "PodSecurity") {
@@ -60,6 +62,15 @@ func TestInstallerBundle(t *testing.T) {
 	d := bundle.get(t, "Deployment", operatorNamespace, "jeton-controller-manager")
 	if img := container(t, d)["image"]; img != installerImage {
 		t.Errorf("install.yaml runs image %v, want IMG %s", img, installerImage)
+	}
+	// The gateway is in the bundle, on the same image (checkGatewayDeployment), deployed but
+	// idle: the manager's default delivery stays Direct.
+	checkGatewayDeployment(t, bundle, "jeton-controller-manager", 2)
+	checkGatewayService(t, bundle, 8080, "http")
+	checkGatewayNetworkPolicy(t, bundle)
+	if args := stringList(container(t, d)["args"]); !slices.Contains(args, "--default-delivery=Direct") ||
+		!slices.Contains(args, "--gateway-url=http://jeton-gateway.jeton-system.svc:8080") {
+		t.Errorf("install.yaml's manager args %q: want --default-delivery=Direct and --gateway-url at the gateway's Service", args)
 	}
 	// The bundle is config/default, image apart.
 	if want := kustomize(t, "config/default"); strings.Join(want.keys(), ",") != strings.Join(bundle.keys(), ",") {

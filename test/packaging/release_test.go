@@ -260,6 +260,15 @@ func checkReleaseImage(t *testing.T, dir string, r release) {
 		if want := fmt.Sprintf("jeton %s (commit %s, built %s, ", r.version, r.commit, r.buildDate); !strings.HasPrefix(out, want) {
 			t.Errorf("the image's /manager --version printed %q, want it to start with %q", out, want)
 		}
+		// The gateway, in the same image, is stamped the same way.
+		gw := filepath.Join(t.TempDir(), "jeton-gateway")
+		if err := os.WriteFile(gw, tarFile(t, readTarGz(t, layoutBlob(t, layoutDir, man.Layers[0])), "jeton-gateway"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		out = must(t, nil, nil, gw, "--version").stdout
+		if want := fmt.Sprintf("jeton-gateway %s (commit %s, built %s, ", r.version, r.commit, r.buildDate); !strings.HasPrefix(out, want) {
+			t.Errorf("the image's /jeton-gateway --version printed %q, want it to start with %q", out, want)
+		}
 	}
 }
 

@@ -129,3 +129,15 @@ func stringList(v any) []string {
 }
 
 func repoPath(p string) string { return filepath.Join(rootDir(), p) }
+
+// gatewayContainer returns the gateway Deployment's container.
+func gatewayContainer(t *testing.T, d *unstructured.Unstructured) map[string]any {
+	t.Helper()
+	for _, c := range nested(t, d, "spec", "template", "spec", "containers").([]any) {
+		if m := c.(map[string]any); m["name"] == "gateway" {
+			return m
+		}
+	}
+	t.Fatalf("Deployment %s has no container named gateway", d.GetName())
+	return nil
+}

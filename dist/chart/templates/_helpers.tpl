@@ -56,3 +56,45 @@ control-plane: controller-manager
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The gateway's name: <fullname>-gateway, jeton-gateway for release "jeton" (config/default's). */}}
+{{- define "jeton.gateway.fullname" -}}
+{{- printf "%s-gateway" (include "jeton.fullname" .) -}}
+{{- end -}}
+
+{{/*
+Labels of the gateway's objects. Its own app.kubernetes.io/name (jeton-gateway), so that
+nothing selecting the manager (its Service, PDB, ServiceMonitor, job="jeton") selects it.
+*/}}
+{{- define "jeton.gateway.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "jeton.gateway.selectorLabels" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: {{ include "jeton.name" . }}
+{{- end -}}
+
+{{/* Selector of the gateway's pods: config/gateway's, so Helm can adopt a kustomize install. */}}
+{{- define "jeton.gateway.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "jeton.name" . }}-gateway
+{{- end -}}
+
+{{/* The gateway's API port: 8443 (HTTPS) with tls.secretName, 8080 (HTTP) without. */}}
+{{- define "jeton.gateway.port" -}}
+{{- if .Values.gateway.tls.secretName }}8443{{ else }}8080{{ end -}}
+{{- end -}}
+
+{{/* The BASE_URL the manager injects in gateway mode (--gateway-url). */}}
+{{- define "jeton.gateway.url" -}}
+{{- if .Values.gateway.url -}}
+{{- .Values.gateway.url -}}
+{{- else -}}
+{{- printf "%s://%s.%s.svc:%s" (ternary "https" "http" (ne .Values.gateway.tls.secretName "")) (include "jeton.gateway.fullname" .) .Release.Namespace (include "jeton.gateway.port" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The credentials namespaces: credentialsNamespaces, or the release namespace. */}}
+{{- define "jeton.credentialsNamespaces" -}}
+{{- default (list .Release.Namespace) .Values.credentialsNamespaces | toJson -}}
+{{- end -}}
