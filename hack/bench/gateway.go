@@ -27,6 +27,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
@@ -37,7 +38,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,6 +59,9 @@ import (
 const (
 	// gatewayChildEnv names the fixture file of a gateway child process (gatewayChild).
 	gatewayChildEnv = "JETON_BENCH_GATEWAY_CHILD"
+	// plainProxyEnv makes the child a plain httputil.ReverseProxy to the upstream instead
+	// of the gateway: the cost of one more process hop alone, the latency's control.
+	plainProxyEnv = "JETON_BENCH_PLAIN_PROXY"
 	// gwChildHabilitations is how many Habilitations the child serves and the load rotates
 	// over: at most 85% of 250/min per API Entreprise token after a burst of 25, 5000
 	// tokens carry about 17,000 requests/s, above what this machine proxies.
@@ -239,6 +242,10 @@ func gatewayChild(fixturePath string) error {
 	if err != nil {
 		return err
 	}
+	if os.Getenv(plainProxyEnv) != "" {
+		tr := gateway.NewTransport(30 * time.Second)
+		return serveChild(&httputil.ReverseProxy{Transport: tr, Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(up) }}, 0)
+	}
 	policy, err := publicapi.NewHostPolicy([]string{up.Host})
 	if err != nil {
 		return err
@@ -263,15 +270,20 @@ func gatewayChild(fixturePath string) error {
 		Log:          zap.New(zap.WriteTo(os.Stderr)).WithName("gateway").WithName("access"),
 		MaxBodyBytes: 64 << 10, UpstreamTimeout: 30 * time.Second,
 	})
+	return serveChild(handler, store.Len())
+}
+
+// serveChild serves h on a loopback port it prints on stdout, until stdin closes.
+func serveChild(h http.Handler, habilitations int) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
 	// As cmd/gateway's data server.
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 32 << 10}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 32 << 10}
 	go func() { _ = srv.Serve(ln) }()
 	runtime.GC()
-	fmt.Printf("listening %s %d\n", ln.Addr(), store.Len())
+	fmt.Printf("listening %s %d\n", ln.Addr(), habilitations)
 	// The parent closes stdin (or dies) to stop it.
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	return srv.Close()
@@ -287,7 +299,7 @@ type gwChild struct {
 
 // startGatewayChild re-executes this program as a gateway child serving fixturePath,
 // with GOMAXPROCS=procs (0: the default), its log in logPath.
-func startGatewayChild(ctx context.Context, fixturePath string, procs int, logPath string) (*gwChild, error) {
+func startGatewayChild(ctx context.Context, fixturePath string, procs int, logPath string, env ...string) (*gwChild, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -302,6 +314,7 @@ func startGatewayChild(ctx context.Context, fixturePath string, procs int, logPa
 	if procs > 0 {
 		cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(procs))
 	}
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = logFile
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -432,12 +445,20 @@ func openLoop(ctx context.Context, rate int, d time.Duration, send func(i int) (
 type gwLatency struct {
 	direct, viaGateway *latencyStream
 	window             time.Duration
+	// procs is the gateway child's GOMAXPROCS (0: Go's default, the machine's cores).
+	procs int
+	// plain: the child is a plain reverse proxy (the control), not the gateway.
+	plain bool
 	// machineBusy is every process's CPU over the window: other work on the machine
 	// delays wake-ups, and the gateway's path has twice the wake-ups of the direct one.
 	machineBusy time.Duration
+	// gatewayCPU is the child's user + system time over the window: with the latencies,
+	// it tells the gateway's work from its waits.
+	gatewayCPU time.Duration
 }
 
-func measureGWLatency(ctx context.Context, up *gwUpstream, fx *gwFixture, gwAddr string, window time.Duration) (*gwLatency, error) {
+func measureGWLatency(ctx context.Context, up *gwUpstream, fx *gwFixture, child *gwChild, window time.Duration, plain bool) (*gwLatency, error) {
+	gwAddr := child.addr
 	directClient, gwHTTP := gwClient(), gwClient()
 	direct := func(i int) (int, error) {
 		h := fx.Habs[i%len(fx.Habs)]
@@ -446,7 +467,11 @@ func measureGWLatency(ctx context.Context, up *gwUpstream, fx *gwFixture, gwAddr
 	}
 	through := func(i int) (int, error) {
 		h := fx.Habs[i%len(fx.Habs)]
-		s, _, err := gwGet(ctx, gwHTTP, "http://"+gwAddr+gwPath(h, h.SIRET), h.Credential)
+		bearer := h.Credential
+		if plain { // a plain proxy passes the caller's header on: the token itself
+			bearer = h.Token
+		}
+		s, _, err := gwGet(ctx, gwHTTP, "http://"+gwAddr+gwPath(h, h.SIRET), bearer)
 		return s, err
 	}
 	run := func(d time.Duration) (*latencyStream, *latencyStream) {
@@ -468,6 +493,10 @@ func measureGWLatency(ctx context.Context, up *gwUpstream, fx *gwFixture, gwAddr
 	if err != nil {
 		return nil, err
 	}
+	before, err := readProcStats(child.pid())
+	if err != nil {
+		return nil, err
+	}
 	a, b := run(window)
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -476,7 +505,11 @@ func measureGWLatency(ctx context.Context, up *gwUpstream, fx *gwFixture, gwAddr
 	if err != nil {
 		return nil, err
 	}
-	return &gwLatency{direct: a, viaGateway: b, window: window, machineBusy: busyAfter - busyBefore}, nil
+	after, err := readProcStats(child.pid())
+	if err != nil {
+		return nil, err
+	}
+	return &gwLatency{direct: a, viaGateway: b, window: window, machineBusy: busyAfter - busyBefore, gatewayCPU: after.cpu - before.cpu}, nil
 }
 
 // gwThroughput is a closed-loop measurement of the gateway child at GOMAXPROCS=1.
@@ -663,48 +696,72 @@ type gwMemPoint struct {
 	ready     time.Duration
 }
 
-// gwBinary is the real gateway binary as a child process (the operator's process helpers:
-// ready, stop, scrape) and the URL it serves clients on.
+// gwBinary is the real gateway binary (testenv.Env.StartGateway: built as shipped, run as
+// the benchmark's admin user on the control plane) and where its log goes if it fails.
 type gwBinary struct {
-	*operator
-	dataURL string
+	*testenv.Gateway
+	logPath string
 }
 
-// startGatewayBinary runs bin/jeton-gateway-bench against the control plane, the fast
-// upstream allowed, and waits until it is ready (caches synced, store filled).
-func startGatewayBinary(ctx context.Context, binary string, c *cluster, up *gwUpstream, logDir, name string, env ...string) (*gwBinary, error) {
-	listen, err := freeLoopbackAddr()
+func (g *gwBinary) pid() int        { return g.Cmd.Process.Pid }
+func (g *gwBinary) dataURL() string { return g.URL() }
+
+// stop stops it as the kubelet would and keeps its log.
+func (g *gwBinary) stop() error {
+	err := g.Stop(30 * time.Second)
+	if werr := os.WriteFile(g.logPath, []byte(g.Out.String()), 0o600); werr != nil && err == nil {
+		err = werr
+	}
+	return err
+}
+
+// scrape reads its /metrics.
+func (g *gwBinary) scrape(ctx context.Context) (samples, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+g.MetricsAddr+"/metrics", nil)
 	if err != nil {
 		return nil, err
 	}
-	probe, err := freeLoopbackAddr()
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err
 	}
-	metrics, err := freeLoopbackAddr()
-	if err != nil {
-		return nil, err
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("the gateway's /metrics: HTTP %d", resp.StatusCode)
 	}
-	logPath := filepath.Join(logDir, name+".log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
+	return parseProm(resp.Body)
+}
+
+// startGatewayBinary starts jeton-gateway with the fast upstream allowed, one replica (no
+// Service here), and waits until it is ready (caches synced, store filled). The free ports
+// testenv picks are free when picked, not when bound (other processes on the machine take
+// ephemeral ports): a start that lost one is retried.
+func startGatewayBinary(ctx context.Context, c *cluster, up *gwUpstream, logDir, name string, env ...string) (*gwBinary, error) {
+	for attempt := 1; ; attempt++ {
+		o, err := startGatewayBinaryOnce(ctx, c, up, logDir, name, env...)
+		if err == nil || attempt == 3 || o == nil || !strings.Contains(o.Out.String(), "address already in use") {
+			return o, err
+		}
+		logf("gateway: a port was taken before the gateway bound it; starting it again")
 	}
-	defer logFile.Close()
-	cmd := exec.Command(binary, "--listen-address", listen, "--health-probe-bind-address", probe, "--metrics-bind-address", metrics,
+}
+
+func startGatewayBinaryOnce(ctx context.Context, c *cluster, up *gwUpstream, logDir, name string, env ...string) (*gwBinary, error) {
+	g, err := c.env.StartGateway(c.env.Kubeconfig, append([]string{"POD_NAMESPACE=" + credentialsNamespace}, env...),
 		"--credentials-namespaces", credentialsNamespace, "--allowed-api-hosts", up.host(), "--replicas", "1")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Env = append(append(os.Environ(), "KUBECONFIG="+c.env.Kubeconfig, "POD_NAMESPACE="+credentialsNamespace), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	if err != nil {
 		return nil, err
 	}
-	o := &gwBinary{operator: &operator{cmd: cmd, exited: make(chan error, 1), metricsURL: "http://" + metrics + "/metrics",
-		readyURL: "http://" + probe + "/readyz", logPath: logPath}, dataURL: "http://" + listen}
-	go func() { o.exited <- cmd.Wait() }()
-	if err := o.waitReady(ctx); err != nil {
+	o := &gwBinary{Gateway: g, logPath: filepath.Join(logDir, name+".log")}
+	err = poll(ctx, 5*time.Minute, 100*time.Millisecond, "the gateway to become ready (log: "+o.logPath+")", func() (bool, error) {
+		if !g.Running() {
+			return false, fmt.Errorf("the gateway exited before becoming ready (%v); see %s", g.ExitErr(), o.logPath)
+		}
+		return g.Ready(ctx) == nil, nil
+	})
+	if err != nil {
 		_ = o.stop()
-		return nil, err
+		return o, err
 	}
 	return o, nil
 }
@@ -776,7 +833,7 @@ func createGWFleet(ctx context.Context, c client.Client, up *gwUpstream, n int) 
 // gatewayResult is everything the gateway scenario measured.
 type gatewayResult struct {
 	habs       int // Habilitations of the child (latency, throughput)
-	latency    *gwLatency
+	latency    []*gwLatency
 	throughput *gwThroughput
 	streams    []*gwStream // through the child, then through the real binary
 	memory     []gwMemPoint
@@ -810,22 +867,38 @@ func runGateway(ctx context.Context, cfg benchConfig, logDir string) (*gatewayRe
 	}
 	defer os.Remove(fixturePath) // it holds tokens, even if only the emulator's
 
-	logf("gateway: latency, direct and through the gateway, %d req/s each for %s", gwLatencyRate, cfg.gatewayWindow)
-	child, err := startGatewayChild(ctx, fixturePath, 0, filepath.Join(logDir, "gateway-child-latency.log"))
-	if err != nil {
-		return nil, err
+	// Twice: with Go's default GOMAXPROCS (the machine's cores, as the Deployment runs it
+	// without a CPU limit), and with GOMAXPROCS=1 (a CPU limit of one core or less), where
+	// a request's goroutines hand over on one thread instead of waking others.
+	// Then a plain httputil.ReverseProxy in the same kind of child: what one more process
+	// hop costs on this machine, whatever the proxy does.
+	for _, run := range []struct {
+		procs int
+		plain bool
+	}{{0, false}, {1, false}, {0, true}} {
+		what, env := "the gateway", []string(nil)
+		if run.plain {
+			what, env = "a plain reverse proxy", []string{plainProxyEnv + "=1"}
+		}
+		logf("gateway: latency, direct and through %s (GOMAXPROCS %s), %d req/s each for %s", what, procsName(run.procs), gwLatencyRate, cfg.gatewayWindow)
+		child, err := startGatewayChild(ctx, fixturePath, run.procs, filepath.Join(logDir, fmt.Sprintf("gateway-child-latency-%d-%t.log", run.procs, run.plain)), env...)
+		if err != nil {
+			return nil, err
+		}
+		l, err := measureGWLatency(ctx, up, fx, child, cfg.gatewayWindow, run.plain)
+		child.stop()
+		if err != nil {
+			return nil, fmt.Errorf("latency: %w", err)
+		}
+		l.procs, l.plain = run.procs, run.plain
+		res.latency = append(res.latency, l)
+		d, g := seconds(l.direct.lat), seconds(l.viaGateway.lat)
+		logf("gateway: latency p50 %.3f ms → %.3f ms, p99 %.3f ms → %.3f ms (direct → through the proxy); failures %d / %d",
+			1000*percentile(d, 50), 1000*percentile(g, 50), 1000*percentile(d, 99), 1000*percentile(g, 99), l.direct.failures, l.viaGateway.failures)
 	}
-	res.latency, err = measureGWLatency(ctx, up, fx, child.addr, cfg.gatewayWindow)
-	child.stop()
-	if err != nil {
-		return nil, fmt.Errorf("latency: %w", err)
-	}
-	d, g := seconds(res.latency.direct.lat), seconds(res.latency.viaGateway.lat)
-	logf("gateway: latency p50 %.3f ms → %.3f ms, p99 %.3f ms → %.3f ms (direct → through the gateway); failures %d / %d",
-		1000*percentile(d, 50), 1000*percentile(g, 50), 1000*percentile(d, 99), 1000*percentile(g, 99), res.latency.direct.failures, res.latency.viaGateway.failures)
 
 	logf("gateway: throughput, the gateway at GOMAXPROCS=1, %d clients in a closed loop for %s", gwThroughputWorkers, cfg.gatewayWindow)
-	child, err = startGatewayChild(ctx, fixturePath, 1, filepath.Join(logDir, "gateway-child-throughput.log"))
+	child, err := startGatewayChild(ctx, fixturePath, 1, filepath.Join(logDir, "gateway-child-throughput.log"))
 	if err != nil {
 		return nil, err
 	}
@@ -871,19 +944,6 @@ func runGateway(ctx context.Context, cfg benchConfig, logDir string) (*gatewayRe
 // gatewayMemory measures the real binary with 0 and cfg.gatewayHabs Habilitations, and
 // streams through it.
 func gatewayMemory(ctx context.Context, cfg benchConfig, logDir string, up *gwUpstream, res *gatewayResult) error {
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		return err
-	}
-	binary := filepath.Join(root, "bin", "jeton-gateway-bench")
-	if !cfg.skipBuild {
-		logf("gateway: building jeton-gateway into bin/jeton-gateway-bench")
-		build := exec.CommandContext(ctx, "go", "build", "-o", binary, "./cmd/gateway")
-		build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("building the gateway: %w", err)
-		}
-	}
 	c, err := startCluster(ctx)
 	if err != nil {
 		return err
@@ -892,9 +952,13 @@ func gatewayMemory(ctx context.Context, cfg benchConfig, logDir string, up *gwUp
 	if err := c.setup.Create(ctx, gwKeySecret()); err != nil {
 		return err
 	}
+	logf("gateway: building jeton-gateway as shipped (testenv.Env.GatewayBinary)")
+	if _, err := c.env.GatewayBinary(); err != nil {
+		return err
+	}
 	point := func(n int, env ...string) (*gwBinary, error) {
 		startAt := time.Now()
-		o, err := startGatewayBinary(ctx, binary, c, up, logDir, fmt.Sprintf("gateway-memory-%d%s", n, strings.Join(env, "")), env...)
+		o, err := startGatewayBinary(ctx, c, up, logDir, fmt.Sprintf("gateway-memory-%d%s", n, strings.Join(env, "")), env...)
 		if err != nil {
 			return nil, err
 		}
@@ -932,16 +996,16 @@ func gatewayMemory(ctx context.Context, cfg benchConfig, logDir string, up *gwUp
 	if o, err = point(n); err != nil {
 		return err
 	}
-	defer o.stop()
+	defer func() { _ = o.stop() }()
 	// The point counts only if the gateway serves them: a sample of them through it.
 	for i := 0; i < n; i += max(1, n/20) {
-		status, _, err := gwGet(ctx, gwClient(), o.dataURL+gwPath(habs[i], habs[i].SIRET), habs[i].Credential)
+		status, _, err := gwGet(ctx, gwClient(), o.dataURL()+gwPath(habs[i], habs[i].SIRET), habs[i].Credential)
 		if err != nil || status != http.StatusOK {
 			return fmt.Errorf("the real gateway does not serve Habilitation %d of %d (status %d, error %v); see %s", i, n, status, err, o.logPath)
 		}
 	}
 	for _, slow := range []bool{false, true} {
-		s, err := measureGWStream(ctx, o.pid(), o.dataURL, habs[0], slow)
+		s, err := measureGWStream(ctx, o.pid(), o.dataURL(), habs[0], slow)
 		if err != nil {
 			return err
 		}
@@ -954,18 +1018,26 @@ func gatewayMemory(ctx context.Context, cfg benchConfig, logDir string, up *gwUp
 func (r *gatewayResult) write(w io.Writer) {
 	fmt.Fprintf(w, "### Gateway (-scenarios gateway, %s)\n\n", r.took.Round(time.Second))
 	fmt.Fprintf(w, "| Measure | Value | Target | |\n|---|---|---|---|\n")
-	if l := r.latency; l != nil {
+	for _, l := range r.latency {
 		d, g := seconds(l.direct.lat), seconds(l.viaGateway.lat)
 		ms := func(xs []float64, p float64) float64 { return 1000 * percentile(xs, p) }
 		add50, add99 := ms(g, 50)-ms(d, 50), ms(g, 99)-ms(d, 99)
+		procs := "gateway GOMAXPROCS " + procsName(l.procs)
+		if l.plain {
+			procs = "control: a plain httputil.ReverseProxy, no jeton logic, GOMAXPROCS " + procsName(l.procs)
+		}
 		fmt.Fprintf(w, "| Latency at %d req/s each way, %s, direct: p50 / p90 / p99 (%d answers, %d failures) | %.3f / %.3f / %.3f ms | | |\n",
 			gwLatencyRate, l.window, len(d), l.direct.failures, ms(d, 50), ms(d, 90), ms(d, 99))
-		fmt.Fprintf(w, "| Latency through the gateway: p50 / p90 / p99 (%d answers, %d failures%s) | %.3f / %.3f / %.3f ms | | |\n",
-			len(g), l.viaGateway.failures, firstFailure(l.viaGateway.firstFailure), ms(g, 50), ms(g, 90), ms(g, 99))
-		fmt.Fprintf(w, "| The machine's busy share during the latency window (%d cores, the benchmark included) | %.0f%% | | |\n",
-			runtime.NumCPU(), 100*l.machineBusy.Seconds()/l.window.Seconds()/float64(runtime.NumCPU()))
-		fmt.Fprintf(w, "| Latency added by the gateway, p50 | %.3f ms | ≤ 0.3 ms | %s |\n", add50, yesNo(add50 <= 0.3 && l.viaGateway.failures == 0))
-		fmt.Fprintf(w, "| Latency added by the gateway, p99 | %.3f ms | ≤ 2 ms | %s |\n", add99, yesNo(add99 <= 2 && l.viaGateway.failures == 0))
+		fmt.Fprintf(w, "| Latency through the proxy (%s): p50 / p90 / p99 (%d answers, %d failures%s) | %.3f / %.3f / %.3f ms | | |\n",
+			procs, len(g), l.viaGateway.failures, firstFailure(l.viaGateway.firstFailure), ms(g, 50), ms(g, 90), ms(g, 99))
+		fmt.Fprintf(w, "| The machine's busy share during that window (%d cores, the benchmark included) / the proxy process's CPU per request | %.0f%% / %.0f µs | | |\n",
+			runtime.NumCPU(), 100*l.machineBusy.Seconds()/l.window.Seconds()/float64(runtime.NumCPU()), 1e6*l.gatewayCPU.Seconds()/float64(max(1, len(g)+l.viaGateway.failures)))
+		if l.plain {
+			fmt.Fprintf(w, "| Latency added by one plain proxy hop (%s), p50 / p99 | %.3f / %.3f ms | | |\n", procs, add50, add99)
+			continue
+		}
+		fmt.Fprintf(w, "| Latency added by the gateway (%s), p50 | %.3f ms | ≤ 0.3 ms | %s |\n", procs, add50, yesNo(add50 <= 0.3 && l.viaGateway.failures == 0))
+		fmt.Fprintf(w, "| Latency added by the gateway (%s), p99 | %.3f ms | ≤ 2 ms | %s |\n", procs, add99, yesNo(add99 <= 2 && l.viaGateway.failures == 0))
 	}
 	if t := r.throughput; t != nil {
 		perCPU := float64(t.requests) / t.cpu.Seconds()
@@ -992,6 +1064,13 @@ func (r *gatewayResult) write(w io.Writer) {
 	}
 	fmt.Fprintf(w, "| Upstream: requests received (connections opened, direct and gateway) / without exactly one recipient | %d (%d) / %d | 0 without | %s |\n\n",
 		r.upstreamRequests, r.upstreamConns, r.upstreamNoRecipient, yesNo(r.upstreamNoRecipient == 0))
+}
+
+func procsName(procs int) string {
+	if procs == 0 {
+		return fmt.Sprintf("default (%d)", runtime.NumCPU())
+	}
+	return strconv.Itoa(procs)
 }
 
 func firstFailure(s string) string {
