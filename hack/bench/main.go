@@ -16,7 +16,9 @@
 //   - probes: CPU, goroutines and requests per token per minute with many TechnicalTokens
 //     at the minimum interval, against the in-process API emulator;
 //   - storm (storm.go): every token of many clients rotated at once on a cluster that rolls
-//     Deployments out: rollouts per workload (target 1) and time until all rolled.
+//     Deployments out: rollouts per workload (target 1) and time until all rolled;
+//   - gateway (gateway.go): jeton-gateway's added latency, requests per CPU-second, memory
+//     per Habilitation at -gateway-habilitations, and RSS while a 50 MB answer streams.
 //
 // Usage: go run ./hack/bench [-n 1000] [-m 10000] [-runs 3] [-quick] [-scenarios ...]
 package main
