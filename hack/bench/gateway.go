@@ -23,6 +23,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -382,11 +383,21 @@ func gwGet(ctx context.Context, hc *http.Client, u, bearer string) (int, int64, 
 	req.Header.Set("Authorization", "Bearer "+bearer)
 	resp, err := hc.Do(req)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, withoutURL(err)
 	}
 	defer resp.Body.Close()
 	n, err := io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode, n, err
+}
+
+// withoutURL drops the URL an HTTP client's error names: a query (a recipient here, names
+// and birth dates on API Particulier) stays out of what the benchmark prints.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
 }
 
 // latencyStream is the latencies of one open-loop stream, and its failures.
@@ -636,6 +647,7 @@ func measureGWStream(ctx context.Context, pid int, base string, h gwHab, slow bo
 	req.Header.Set("Authorization", "Bearer "+h.Credential)
 	start := time.Now()
 	resp, err := gwClient().Do(req)
+	err = withoutURL(err)
 	if err == nil {
 		if resp.StatusCode != http.StatusOK {
 			err = fmt.Errorf("the gateway answered %d", resp.StatusCode)
