@@ -13,6 +13,7 @@ import (
 func newStatusCommand(o *options) *cobra.Command {
 	var all bool
 	failWithin := 30
+	gatewayNamespace := defaultGatewayNamespace
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "The fleet in one screen, most urgent first; exit status 1 when something needs action",
@@ -21,8 +22,17 @@ failing probes, resources not Ready or not reconciled yet, tokens expiring withi
 and 90 days; then counts of what is fine. Every namespace unless -n is given (with -n,
 the PublicClients are those its Habilitations name).
 
+Then the gateway, read from the metrics of its pods (label
+app.kubernetes.io/name=jeton-gateway in --gateway-namespace) through the API server's pod
+proxy (RBAC: list pods, get pods/proxy there): replicas reached, requests by code class,
+refusals by reason, the clients it throttles most, and the 429s the APIs sent it. Counts
+are since each replica started. With -n, only that namespace's Habilitations are counted,
+but the APIs' 429s always show: a ban of the vendor's address stops every client. Without
+a gateway, or without the right to read its pods, one line says so.
+
 Exit status 1 when something needs action: anything listed, except tokens that expire in
---fail-within-days days or more (default 30, when the shipped alerts start to warn).`,
+--fail-within-days days or more (default 30, when the shipped alerts start to warn); and
+any 429 the APIs sent the gateway (the JetonGatewayUpstreamThrottled alert pages on it).`,
 		Example: `  kubectl jeton status
   kubectl jeton status -n jeton-system --fail-within-days 7`,
 		Args: cobra.NoArgs,
@@ -41,7 +51,9 @@ Exit status 1 when something needs action: anything listed, except tokens that e
 			}
 			rep := cli.Status(f, o.now())
 			cli.WriteStatus(o.streams.Out, rep, scope, failWithin)
-			if rep.NeedsAction(failWithin) > 0 {
+			gw := cli.GatewayStatus(o.scrapeGateway(cmd.Context(), gatewayNamespace), ns, o.now())
+			cli.WriteGatewayStatus(o.streams.Out, gw)
+			if rep.NeedsAction(failWithin) > 0 || gw.NeedsAction() {
 				return exitStatus(exitNeedsAction)
 			}
 			return nil
@@ -49,6 +61,8 @@ Exit status 1 when something needs action: anything listed, except tokens that e
 	}
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "every namespace (the default unless -n is given)")
 	cmd.Flags().IntVar(&failWithin, "fail-within-days", failWithin, "tokens expiring within this many days make the exit status 1 (0: never)")
+	cmd.Flags().StringVar(&gatewayNamespace, "gateway-namespace", gatewayNamespace, "namespace of the gateway's pods (the operator's)")
+	_ = cmd.RegisterFlagCompletionFunc("gateway-namespace", o.completeNamespaces)
 	return cmd
 }
 

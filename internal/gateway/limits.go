@@ -205,6 +205,10 @@ type Limits struct {
 	tokens  map[string]*tokenLimits
 	// demands is refreshFair's buffer, kept between calls.
 	demands []float64
+	// routes are the per-token buckets of routes with their own limit (routelimits.go), by
+	// fingerprint and route group; routesPruned is when they were last pruned.
+	routes       map[string]*routeLimits
+	routesPruned time.Time
 }
 
 type hostLimits struct {
@@ -254,6 +258,7 @@ func NewLimits(o LimitsOptions) *Limits {
 		wantReplicas: o.Replicas,
 		hosts:        map[string]*hostLimits{},
 		tokens:       map[string]*tokenLimits{},
+		routes:       map[string]*routeLimits{},
 	}
 }
 

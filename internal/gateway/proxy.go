@@ -28,6 +28,10 @@ type HandlerOptions struct {
 	Log     logr.Logger
 	// MaxBodyBytes bounds a request body (Démarches Numériques queries).
 	MaxBodyBytes int64
+	// BodyReadTimeout bounds the time to read a request body (Démarches Numériques): the
+	// server's ReadHeaderTimeout covers headers only, so a body trickled a byte at a time
+	// would hold a connection, a goroutine and a buffer forever. 0: DefaultBodyReadTimeout.
+	BodyReadTimeout time.Duration
 	// UpstreamTimeout bounds the wait for an API's answer headers.
 	UpstreamTimeout time.Duration
 	// Transport sends requests upstream; nil: NewTransport(UpstreamTimeout).
@@ -35,6 +39,10 @@ type HandlerOptions struct {
 	// Now is the clock (tests); nil: time.Now.
 	Now func() time.Time
 }
+
+// DefaultBodyReadTimeout is HandlerOptions.BodyReadTimeout's default: a GraphQL query of
+// at most --max-body-bytes arrives in far less.
+const DefaultBodyReadTimeout = 10 * time.Second
 
 // Handler is the gateway's data plane: it identifies the caller by its gateway credential,
 // applies the vendor's rules (rules.go), takes the budgets (limits.go) and streams the
@@ -62,6 +70,9 @@ func NewTransport(upstreamTimeout time.Duration) *http.Transport {
 func NewHandler(o HandlerOptions) *Handler {
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.BodyReadTimeout <= 0 {
+		o.BodyReadTimeout = DefaultBodyReadTimeout
 	}
 	if o.Transport == nil {
 		o.Transport = NewTransport(o.UpstreamTimeout)
@@ -129,12 +140,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(entry.API, &Refusal{Status: http.StatusServiceUnavailable, Reason: "not_ready", Code: "JETON_HABILITATION_NOT_READY", Message: entry.NotReady}, 0)
 		return
 	}
-	route, ref := CheckRequest(r, entry.API, entry.SIRET, entry.AllowMutations, h.o.MaxBodyBytes)
+	route, ref := h.checkRequest(w, r, entry)
 	if ref != nil {
 		refuse(entry.API, ref, 0)
 		return
 	}
-	if ok, wait, why := h.o.Limits.Admit(entry.API, entry.Host, entry.Fingerprint, h.o.Now()); !ok {
+	if ok, wait, why := h.o.Limits.AdmitRoute(entry.API, entry.Host, entry.Fingerprint, route.Path, h.o.Now()); !ok {
 		msg := "This client is over its share of the API's limits: retry after the Retry-After delay."
 		if why == "upstream_held" {
 			msg = "The API asked to wait (429 or Retry-After): the gateway holds every request until then, so that the vendor's address is not banned. Retry after the Retry-After delay."
@@ -144,6 +155,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := context.WithValue(r.Context(), routedKey{}, &routed{entry: entry, route: route})
 	h.proxy.ServeHTTP(rec, r.WithContext(ctx))
+}
+
+// checkRequest is CheckRequest with the body read under BodyReadTimeout (a read past it
+// fails, and the body is refused as unreadable). Once the body is read the deadline is
+// lifted, so that nothing read later on the stream times out while the answer streams
+// (HTTP/1.1's background read lifts it too). A refused body keeps it, and its HTTP/1.1 connection
+// closes after the refusal: net/http would otherwise read the unread rest of the body
+// before answering, for as long as the caller trickles it.
+func (h *Handler) checkRequest(w http.ResponseWriter, r *http.Request, e *Entry) (Route, *Refusal) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return CheckRequest(r, e.API, e.SIRET, e.AllowMutations, h.o.MaxBodyBytes)
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(h.o.BodyReadTimeout)) // the server's clock, not h.o.Now
+	route, ref := CheckRequest(r, e.API, e.SIRET, e.AllowMutations, h.o.MaxBodyBytes)
+	if ref != nil {
+		if r.ProtoMajor == 1 {
+			w.Header().Set("Connection", "close")
+		}
+		return route, ref
+	}
+	_ = rc.SetReadDeadline(time.Time{})
+	return route, nil
 }
 
 // rewrite builds the upstream request from the validated route only: the API's URL, the
@@ -173,8 +207,14 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 func (h *Handler) modifyResponse(resp *http.Response) error {
 	rt := resp.Request.Context().Value(routedKey{}).(*routed)
 	now := h.o.Now()
+	if resp.StatusCode < 100 || resp.StatusCode > 599 {
+		// net/http's client reads any three digits, and its server panics on a WriteHeader
+		// below 100: answer 502 rather than pass a status no client understands (and a
+		// metric series per invented code).
+		return errUpstreamStatus
+	}
 	h.o.Metrics.UpstreamDuration.WithLabelValues(string(rt.entry.API)).Observe(now.Sub(rt.sent).Seconds())
-	h.o.Limits.Observe(rt.entry.Host, rt.entry.Fingerprint, resp.StatusCode, resp.Header, now)
+	h.o.Limits.ObserveRoute(rt.entry.API, rt.entry.Host, rt.entry.Fingerprint, rt.route.Path, resp.StatusCode, resp.Header, now)
 	if resp.StatusCode == http.StatusTooManyRequests {
 		h.o.Metrics.Upstream429.WithLabelValues(rt.entry.Host, string(rt.entry.API)).Inc()
 	}
@@ -182,6 +222,9 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 	resp.Header.Del("Set-Cookie")
 	return nil
 }
+
+// errUpstreamStatus: the API answered a status outside 100-599.
+var errUpstreamStatus = errors.New("the API answered an invalid HTTP status")
 
 // upstreamError answers a request the API did not answer, without the URL or the error's
 // text (which names the URL).
@@ -192,7 +235,9 @@ func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	}
 	status, code, msg := http.StatusBadGateway, "JETON_UPSTREAM_UNREACHABLE", "The API did not answer (connection refused, reset or TLS failure); retry later."
 	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	if errors.Is(err, errUpstreamStatus) {
+		msg = "The API answered with an invalid HTTP status; retry later."
+	} else if errors.As(err, &ne) && ne.Timeout() {
 		status, code, msg = http.StatusGatewayTimeout, "JETON_UPSTREAM_TIMEOUT", "The API did not answer in time; retry later."
 	}
 	if rec, ok := w.(*recorder); ok {
@@ -238,7 +283,9 @@ type recorder struct {
 }
 
 func (r *recorder) WriteHeader(code int) {
-	if r.status == 0 {
+	// An informational answer (103 Early Hints, forwarded by the ReverseProxy) comes before
+	// the real one: only a final status is the request's.
+	if r.status == 0 && code >= 200 {
 		r.status = code
 	}
 	r.ResponseWriter.WriteHeader(code)

@@ -24,6 +24,13 @@ type Store struct {
 	policy    publicapi.HostPolicy
 	keySecret types.NamespacedName
 
+	// rebuilding serialises rebuilds: the informers of Habilitations, Secrets and
+	// PublicClients call the store from their own goroutines, and a rebuild that read the
+	// cache before another must not write after it (a stale Ready entry over the
+	// revocation that followed it would be served until the Habilitation's next event).
+	// Reads of the cache are from memory, so holding it for a whole rebuild is cheap.
+	rebuilding sync.Mutex
+
 	mu      sync.RWMutex
 	entries map[string]*Entry // by Habilitation UID
 	uids    map[types.NamespacedName]string
@@ -150,6 +157,10 @@ func (s *Store) rebuildAll(ctx context.Context, keys []types.NamespacedName) {
 // reloadKey reads the credential key. A missing or empty key verifies no credential (the
 // manager creates it; until then every request is refused as unidentified).
 func (s *Store) reloadKey(ctx context.Context) {
+	// Serialised with the rebuilds: Resync (at start) and the Secret informer both reload
+	// the key; an older read written last would bring a replaced key back.
+	s.rebuilding.Lock()
+	defer s.rebuilding.Unlock()
 	var sec corev1.Secret
 	var key []byte
 	if err := s.reader.Get(ctx, s.keySecret, &sec); err == nil {
@@ -162,6 +173,8 @@ func (s *Store) reloadKey(ctx context.Context) {
 
 // rebuild recomputes the entry of the Habilitation at key from the cache.
 func (s *Store) rebuild(ctx context.Context, key types.NamespacedName) {
+	s.rebuilding.Lock()
+	defer s.rebuilding.Unlock()
 	var h jetonv1alpha1.Habilitation
 	err := s.reader.Get(ctx, key, &h)
 	if apierrors.IsNotFound(err) {

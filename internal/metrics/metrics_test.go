@@ -10,7 +10,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/jeton-dev/jeton/internal/gateway"
 )
 
 // resetEventMetrics clears the package's event vectors, which are process-wide.
@@ -143,6 +146,7 @@ func TestAlertRulesUseExposedMetrics(t *testing.T) {
 	}
 	known := []string{TokenExpirationName, ResourceReadyName, ProbeSuccessName, ProbeLastName, ProbeIntervalName,
 		ProbeDurationName, ProbeTotalName, WorkloadRestartName, CollectErrorsName, HostUnreachableName}
+	known = append(known, gatewayMetricNames(t)...)
 	used := regexp.MustCompile(`jeton_[a-z_]+`).FindAllString(string(rules), -1)
 	if len(used) == 0 {
 		t.Fatal("no jeton metric found in the PrometheusRule")
@@ -152,4 +156,30 @@ func TestAlertRulesUseExposedMetrics(t *testing.T) {
 			t.Errorf("PrometheusRule uses %s, which jeton does not expose", name)
 		}
 	}
+}
+
+// gatewayMetricNames are the metrics the gateway (a separate binary) exposes, read from its
+// own definitions (internal/gateway.NewMetrics), with the suffixes of histograms.
+func gatewayMetricNames(t *testing.T) []string {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m := gateway.NewMetrics(reg)
+	// Vectors expose a family only once they have a child.
+	m.Requests.WithLabelValues("", "", "", "", "200").Inc()
+	m.Refusals.WithLabelValues("", "", "", "", "throttled").Inc()
+	m.UpstreamDuration.WithLabelValues("").Observe(1)
+	m.Upstream429.WithLabelValues("", "").Inc()
+	m.BudgetRemaining.WithLabelValues("").Set(1)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range families {
+		names = append(names, f.GetName())
+		if f.GetType() == dto.MetricType_HISTOGRAM {
+			names = append(names, f.GetName()+"_bucket", f.GetName()+"_sum", f.GetName()+"_count")
+		}
+	}
+	return names
 }

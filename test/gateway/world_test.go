@@ -246,3 +246,7 @@ func (w *world) scanLogs() {
 		}
 	}
 }
+
+func namespace(name string) *corev1.Namespace {
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+}
