@@ -16,7 +16,9 @@
 //   - probes: CPU, goroutines and requests per token per minute with many TechnicalTokens
 //     at the minimum interval, against the in-process API emulator;
 //   - storm (storm.go): every token of many clients rotated at once on a cluster that rolls
-//     Deployments out: rollouts per workload (target 1) and time until all rolled.
+//     Deployments out: rollouts per workload (target 1) and time until all rolled;
+//   - gateway (gateway.go): jeton-gateway's added latency, requests per CPU-second, memory
+//     per Habilitation at -gateway-habilitations, and RSS while a 50 MB answer streams.
 //
 // Usage: go run ./hack/bench [-n 1000] [-m 10000] [-runs 3] [-quick] [-scenarios ...]
 package main
@@ -62,9 +64,15 @@ type benchConfig struct {
 	failover              bool
 	memoryLimit           string
 	apiserverProfiles     string
+	// gateway scenario (gateway.go)
+	gatewayWindow time.Duration
+	gatewayHabs   int
 }
 
 func main() {
+	if gatewayChildMain() { // this process is the gateway scenario's child (gateway.go)
+		return
+	}
 	cfg := benchConfig{}
 	var scenarios string
 	var quick bool
@@ -79,8 +87,10 @@ func main() {
 	flag.DurationVar(&cfg.probeInterval, "probe-interval", 30*time.Second, "probe interval (30s is the API's minimum)")
 	flag.DurationVar(&cfg.probeWarmup, "probe-warmup", 30*time.Second, "probe time before the measurement window (first probes of every token)")
 	flag.DurationVar(&cfg.probeDuration, "probe-duration", 90*time.Second, "probe measurement window")
-	flag.StringVar(&scenarios, "scenarios", "convergence,memory,probes,storm", "comma-separated scenarios to run")
-	flag.BoolVar(&quick, "quick", false, "smoke run: -n 100 -m 1000 -runs 1 -rotations 20 -probe-tokens 100, short probe window")
+	flag.DurationVar(&cfg.gatewayWindow, "gateway-window", 30*time.Second, "gateway scenario: latency and throughput measurement windows")
+	flag.IntVar(&cfg.gatewayHabs, "gateway-habilitations", 10000, "gateway scenario: Habilitations of the memory measurement")
+	flag.StringVar(&scenarios, "scenarios", "convergence,memory,probes,storm,gateway", "comma-separated scenarios to run")
+	flag.BoolVar(&quick, "quick", false, "smoke run: -n 100 -m 1000 -runs 1 -rotations 20 -probe-tokens 100, short probe window, -gateway-window 10s -gateway-habilitations 1000")
 	flag.BoolVar(&cfg.skipBuild, "skip-build", false, "use bin/jeton-bench as it is instead of building it")
 	flag.StringVar(&cfg.out, "out", "", "also write the table to this file")
 	flag.BoolVar(&cfg.failover, "failover", true, "measure a leader fail-over on the converged fleet of the first convergence run")
@@ -91,13 +101,18 @@ func main() {
 	if quick {
 		cfg.n, cfg.m, cfg.runs, cfg.rotations, cfg.probeTokens = 100, 1000, 1, 20, 100
 		cfg.probeWarmup, cfg.probeDuration = 15*time.Second, 45*time.Second
+		cfg.gatewayWindow, cfg.gatewayHabs = 10*time.Second, 1000
 	}
 	cfg.scenarios = strings.Split(scenarios, ",")
 	for _, s := range cfg.scenarios {
-		if !slices.Contains([]string{"convergence", "memory", "probes", "storm"}, s) {
-			fmt.Fprintf(os.Stderr, "bench: unknown scenario %q: want convergence, memory, probes or storm\n", s)
+		if !slices.Contains([]string{"convergence", "memory", "probes", "storm", "gateway"}, s) {
+			fmt.Fprintf(os.Stderr, "bench: unknown scenario %q: want convergence, memory, probes, storm or gateway\n", s)
 			os.Exit(2)
 		}
+	}
+	if cfg.gatewayWindow < time.Second || cfg.gatewayHabs < 100 {
+		fmt.Fprintln(os.Stderr, "bench: need -gateway-window >= 1s and -gateway-habilitations >= 100")
+		os.Exit(2)
 	}
 	if cfg.n < 10 || cfg.runs < 1 || cfg.rotations < 1 || cfg.probeTokens < 3 || cfg.probeInterval < 30*time.Second {
 		fmt.Fprintln(os.Stderr, "bench: need -n >= 10, -runs >= 1, -rotations >= 1, -probe-tokens >= 3 and -probe-interval >= 30s (the CRD minimum)")
@@ -178,6 +193,11 @@ func run(ctx context.Context, cfg benchConfig) error {
 			return fmt.Errorf("storm: %w", err)
 		}
 		rep.storm = &s
+	}
+	if slices.Contains(cfg.scenarios, "gateway") { // gateway.go
+		if rep.gateway, err = runGateway(ctx, cfg, logDir); err != nil {
+			return fmt.Errorf("gateway: %w", err)
+		}
 	}
 	rep.total = time.Since(benchStart)
 	var w io.Writer = os.Stdout
@@ -537,12 +557,13 @@ func memoryScenario(ctx context.Context, cfg benchConfig, opArgs operatorArgs) (
 
 // report is everything measured, printed as markdown.
 type report struct {
-	cfg    benchConfig
-	runs   []runResult
-	memory []memPoint
-	probes *probeResult
-	storm  *stormResult
-	total  time.Duration
+	cfg     benchConfig
+	runs    []runResult
+	memory  []memPoint
+	probes  *probeResult
+	storm   *stormResult
+	gateway *gatewayResult
+	total   time.Duration
 }
 
 func yesNo(ok bool) string {
@@ -637,6 +658,9 @@ func (rep report) write(w io.Writer) {
 
 	if rep.storm != nil {
 		rep.storm.write(w)
+	}
+	if rep.gateway != nil {
+		rep.gateway.write(w)
 	}
 	if p := rep.probes; p != nil {
 		fmt.Fprintf(w, "### Probes: %d TechnicalTokens, interval %s, API emulator (window %s after %s warm-up)\n\n", p.tokens, cfg.probeInterval, p.window.Round(time.Second), cfg.probeWarmup)
