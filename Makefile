@@ -101,7 +101,7 @@ test: tools packaging-tools control-plane check-generated vet lint ## Check gene
 BENCH_FLAGS ?=
 
 .PHONY: bench
-bench: control-plane ## Benchmark the operator on a local control plane (about 15 min; BENCH_FLAGS=-quick for a smoke run). See docs/benchmarks.md.
+bench: control-plane ## Benchmark the operator on a local control plane (about 21 min, the gateway included; BENCH_FLAGS=-quick for a smoke run, BENCH_FLAGS="-scenarios gateway" for the gateway alone). See docs/benchmarks.md.
 	go run ./hack/bench $(BENCH_FLAGS)
 
 ##@ Build

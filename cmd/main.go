@@ -35,6 +35,7 @@ import (
 	"github.com/jeton-dev/jeton/controllers"
 	"github.com/jeton-dev/jeton/internal/budget"
 	"github.com/jeton-dev/jeton/internal/isolation"
+	"github.com/jeton-dev/jeton/internal/memlimit"
 	"github.com/jeton-dev/jeton/internal/publicapi"
 	"github.com/jeton-dev/jeton/internal/version"
 )
@@ -353,7 +354,7 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&cfg.zap)))
 	// First line of every run: a bug report's logs say which build ran.
 	ctrl.Log.WithName("setup").Info("jeton build", version.Get().KeysAndValues()...)
-	limit, err := softMemoryLimit(os.Getenv)
+	limit, err := memlimit.Soft(os.Getenv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "jeton:", err)
 		os.Exit(1)

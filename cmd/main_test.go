@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/jeton-dev/jeton/internal/memlimit"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -186,15 +188,15 @@ func TestSoftMemoryLimit(t *testing.T) {
 		wantErr bool
 	}{
 		{"no limit given", nil, 0, false},
-		{"512Mi limit from the downward API", map[string]string{memoryLimitEnv: "536870912"}, 429496728, false},
-		{"GOMEMLIMIT wins: the runtime applies it itself", map[string]string{memoryLimitEnv: "268435456", "GOMEMLIMIT": "100MiB"}, 0, false},
-		{"not a byte count", map[string]string{memoryLimitEnv: "256Mi"}, 0, true},
-		{"zero", map[string]string{memoryLimitEnv: "0"}, 0, true},
+		{"512Mi limit from the downward API", map[string]string{memlimit.Env: "536870912"}, 429496728, false},
+		{"GOMEMLIMIT wins: the runtime applies it itself", map[string]string{memlimit.Env: "268435456", "GOMEMLIMIT": "100MiB"}, 0, false},
+		{"not a byte count", map[string]string{memlimit.Env: "256Mi"}, 0, true},
+		{"zero", map[string]string{memlimit.Env: "0"}, 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := softMemoryLimit(func(k string) string { return tc.env[k] })
+			got, err := memlimit.Soft(func(k string) string { return tc.env[k] })
 			if (err != nil) != tc.wantErr || got != tc.want {
-				t.Errorf("softMemoryLimit = %d, %v; want %d, error %v", got, err, tc.want, tc.wantErr)
+				t.Errorf("memlimit.Soft = %d, %v; want %d, error %v", got, err, tc.want, tc.wantErr)
 			}
 		})
 	}
