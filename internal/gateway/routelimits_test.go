@@ -53,7 +53,7 @@ func TestRouteLimitKeepsUnderTheRouteAndHoldsOnlyIt(t *testing.T) {
 				sent = append(sent, now)
 			}
 		}
-		if got := maxWindow(sent, time.Minute); got > 5 || got == 0 {
+		if got := maxInWindow(sent, time.Minute); got > 5 || got == 0 {
 			t.Errorf("%d replica(s): %d fiscal certificates in a 60 s window, want 1..5", n, got)
 		}
 	}
@@ -74,16 +74,4 @@ func TestRouteLimitKeepsUnderTheRouteAndHoldsOnlyIt(t *testing.T) {
 	if ok, _, _ := l.AdmitRoute(jetonv1alpha1.APIEntreprise, host, "fp-b", doc, later); !ok {
 		t.Error("another client's token is held by a 429 on a's document route")
 	}
-}
-
-func maxWindow(ts []time.Time, d time.Duration) int {
-	best := 0
-	for i := range ts {
-		j := i
-		for j < len(ts) && ts[j].Sub(ts[i]) < d {
-			j++
-		}
-		best = max(best, j-i)
-	}
-	return best
 }
