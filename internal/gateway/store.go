@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -30,6 +31,10 @@ type Store struct {
 	// revocation that followed it would be served until the Habilitation's next event).
 	// Reads of the cache are from memory, so holding it for a whole rebuild is cheap.
 	rebuilding sync.Mutex
+	// live is set by Resync: until then the informers' events (the initial listing, one per
+	// object) are skipped, and Resync builds each entry once from the synced cache, instead
+	// of each Habilitation being rebuilt for itself, its Secret and its PublicClient.
+	live atomic.Bool
 
 	mu      sync.RWMutex
 	entries map[string]*Entry // by Habilitation UID
@@ -89,7 +94,7 @@ func (s *Store) Watch(ctx context.Context, c cache.Cache) error {
 			if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
 				obj = d.Obj
 			}
-			if o, ok := obj.(client.Object); ok {
+			if o, ok := obj.(client.Object); ok && s.live.Load() {
 				changed(ctx, o)
 			}
 		}
@@ -104,9 +109,12 @@ func (s *Store) Watch(ctx context.Context, c cache.Cache) error {
 	return nil
 }
 
-// Resync rebuilds every entry from the cache: after the caches have synced, so that no
-// event that arrived before its dependencies leaves an entry stale.
+// Resync rebuilds every entry from the cache, once the caches have synced; events are
+// handled from then on.
 func (s *Store) Resync(ctx context.Context) error {
+	// Live first: an event from now on is handled (the cache already holds what it says,
+	// so whatever came before is read by the rebuilds below).
+	s.live.Store(true)
 	s.reloadKey(ctx)
 	var list jetonv1alpha1.HabilitationList
 	if err := s.reader.List(ctx, &list); err != nil {
