@@ -29,6 +29,7 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -124,12 +125,15 @@ func run(cfg *config) error {
 	data := newServer(cfg.listenAddr, handler)
 	// Header and body sizes are bounded; slow clients cannot hold connections forever.
 	data.MaxHeaderBytes = 32 << 10
-	var tlsCert *certReloader
+	// The certificate of a mounted Secret (cert-manager renews it in place), watched and
+	// reloaded as the manager's metrics certificate is.
+	var tlsCert *certwatcher.CertWatcher
 	if cfg.tlsCertDir != "" {
-		if tlsCert, err = newCertReloader(cfg.tlsCertDir); err != nil {
-			return err
+		if tlsCert, err = certwatcher.New(filepath.Join(cfg.tlsCertDir, "tls.crt"), filepath.Join(cfg.tlsCertDir, "tls.key")); err != nil {
+			return fmt.Errorf("--tls-cert-dir: %w", err)
 		}
-		data.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: tlsCert.get}
+		start("watching the TLS certificate", func() error { return tlsCert.Start(ctx) })
+		data.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: tlsCert.GetCertificate}
 	}
 	for _, s := range servers {
 		start("serving "+s.Addr, s.ListenAndServe)
@@ -240,48 +244,4 @@ func reportBudget(ctx context.Context, store *gateway.Store, limits *gateway.Lim
 			}
 		}
 	}
-}
-
-// certReloader serves the certificate of a mounted Secret, reloaded when its files change
-// (cert-manager renews them in place).
-type certReloader struct {
-	dir     string
-	mu      sync.Mutex
-	cert    *tls.Certificate
-	modTime time.Time
-	checked time.Time
-}
-
-func newCertReloader(dir string) (*certReloader, error) {
-	r := &certReloader{dir: dir}
-	if err := r.load(); err != nil {
-		return nil, err
-	}
-	return r, nil
-}
-
-func (r *certReloader) load() error {
-	crt, key := filepath.Join(r.dir, "tls.crt"), filepath.Join(r.dir, "tls.key")
-	st, err := os.Stat(crt)
-	if err != nil {
-		return fmt.Errorf("--tls-cert-dir: %w", err)
-	}
-	cert, err := tls.LoadX509KeyPair(crt, key)
-	if err != nil {
-		return fmt.Errorf("--tls-cert-dir: %w", err)
-	}
-	r.cert, r.modTime = &cert, st.ModTime()
-	return nil
-}
-
-func (r *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if now := time.Now(); now.Sub(r.checked) > 10*time.Second {
-		r.checked = now
-		if st, err := os.Stat(filepath.Join(r.dir, "tls.crt")); err == nil && !st.ModTime().Equal(r.modTime) {
-			_ = r.load() // a half-written pair keeps the previous certificate
-		}
-	}
-	return r.cert, nil
 }
