@@ -36,6 +36,7 @@ import (
 	"github.com/jeton-dev/jeton/internal/budget"
 	"github.com/jeton-dev/jeton/internal/isolation"
 	"github.com/jeton-dev/jeton/internal/memlimit"
+	"github.com/jeton-dev/jeton/internal/namespaces"
 	"github.com/jeton-dev/jeton/internal/publicapi"
 	"github.com/jeton-dev/jeton/internal/version"
 )
@@ -155,12 +156,12 @@ func parseFlags(fs *flag.FlagSet, args []string, operatorNamespace string) (*con
 	}
 
 	var err error
-	if c.credentialsNamespaces, err = parseNamespaces(credNS); err != nil {
+	if c.credentialsNamespaces, err = namespaces.ParseList(credNS); err != nil {
 		return nil, fmt.Errorf("--credentials-namespaces: %w", err)
 	}
 	c.operatorNamespace = operatorNamespace
 	if strings.TrimSpace(reservedNS) != "" {
-		if c.reservedNamespaces, err = parseNamespaces(reservedNS); err != nil {
+		if c.reservedNamespaces, err = namespaces.ParseList(reservedNS); err != nil {
 			return nil, fmt.Errorf("--reserved-namespaces: %w", err)
 		}
 	}
@@ -289,30 +290,6 @@ func isLoopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-// parseNamespaces splits a comma-separated list of namespace names, trimming spaces and
-// dropping duplicates, and rejects anything that is not a valid namespace name.
-func parseNamespaces(s string) ([]string, error) {
-	var out []string
-	seen := map[string]bool{}
-	for _, ns := range strings.Split(s, ",") {
-		ns = strings.TrimSpace(ns)
-		if ns == "" {
-			continue
-		}
-		if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
-			return nil, fmt.Errorf("%q is not a valid namespace name: %s", ns, strings.Join(msgs, "; "))
-		}
-		if !seen[ns] {
-			seen[ns] = true
-			out = append(out, ns)
-		}
-	}
-	if len(out) == 0 {
-		return nil, errors.New("at least one namespace is required")
-	}
-	return out, nil
 }
 
 // operatorNamespace is the namespace jeton runs in: $POD_NAMESPACE (downward API), else

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/jeton-dev/jeton/internal/namespaces"
 	"github.com/jeton-dev/jeton/internal/publicapi"
 )
 
@@ -68,14 +68,10 @@ func parseFlags(fs *flag.FlagSet, args []string, namespace string) (*config, err
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q: jeton-gateway takes flags only", fs.Args())
 	}
-	for _, ns := range strings.Split(credNS, ",") {
-		ns = strings.TrimSpace(ns)
-		if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
-			return nil, fmt.Errorf("--credentials-namespaces: %q is not a namespace name: %s", ns, strings.Join(msgs, "; "))
-		}
-		c.credentialsNS = append(c.credentialsNS, ns)
-	}
 	var err error
+	if c.credentialsNS, err = namespaces.ParseList(credNS); err != nil {
+		return nil, fmt.Errorf("--credentials-namespaces: %w", err)
+	}
 	if c.allowedHosts, err = publicapi.NewHostPolicy(strings.Split(apiHosts, ",")); err != nil {
 		return nil, fmt.Errorf("--allowed-api-hosts: %w", err)
 	}
