@@ -101,7 +101,7 @@ func (g *attackGateway) logText() string {
 	return g.logs.String()
 }
 
-func (g *attackGateway) cred(e *Entry) string { return MintCredential(g.key, e.UID, e.Rotation) }
+func (g *attackGateway) cred(e *Entry) string { return MintCredential(g.key, e.UID, "") }
 
 // get calls the gateway as a tenant would: GET $BASE_URL/path with Bearer $TOKEN.
 func (g *attackGateway) get(t *testing.T, e *Entry, path string) *http.Response {
@@ -130,7 +130,7 @@ func attackEntry(uid, client, siret string, api jetonv1alpha1.API, upstream stri
 	}
 	tok := "api-token-of-" + client + "-0123456789abcdef"
 	return &Entry{UID: uid, Namespace: "creds", Name: client + "-" + strings.ToLower(string(api)), Client: client, API: api,
-		Upstream: u, Host: u.Host, SIRET: siret, Token: tok, Fingerprint: token.Fingerprint(tok)}
+		Upstream: u, Host: u.Host, SIRET: siret, Token: tok, Fingerprint: token.Fingerprint(tok), Binding: Binding("")}
 }
 
 const (

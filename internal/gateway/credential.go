@@ -5,6 +5,8 @@
 package gateway
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 
 	"github.com/jeton-dev/jeton/internal/ownership"
@@ -28,14 +30,22 @@ const maxCredentialLen = 128
 
 // MintCredential is the gateway credential of the Habilitation whose UID is uid, under key,
 // bound to rotation (the value of its jeton.dev/gateway-credential-rotation annotation,
-// empty when absent): "jgw1.<uid>.<hex HMAC-SHA256 of uid and rotation>".
+// empty when absent): "jgw1.<uid>.<hex HMAC-SHA256 of uid and Binding(rotation)>".
 //
 // The gateway checks it without storage: it finds the Habilitation by UID in its cache and
 // recomputes the HMAC. So it is useless anywhere else (it is not an API token), bound to
 // one Habilitation (another client's UID gives another HMAC), and revocable: a new rotation
 // value, a new key, or a deleted (even recreated, new UID) Habilitation invalidates it.
 func MintCredential(key []byte, uid, rotation string) string {
-	return credentialPrefix + uid + "." + ownership.Proof(key, "gateway-credential", uid, rotation)
+	return credentialPrefix + uid + "." + ownership.Proof(key, "gateway-credential", uid, Binding(rotation))
+}
+
+// Binding is what a credential binds of a rotation value: its SHA-256, in hex. The
+// annotation is an editor's text of any length; the gateway computes this once per change
+// of the Habilitation (Entry.Binding), so a request costs one HMAC over a few bytes.
+func Binding(rotation string) string {
+	sum := sha256.Sum256([]byte(rotation))
+	return hex.EncodeToString(sum[:])
 }
 
 // CredentialUID returns the Habilitation UID a credential claims, without checking it
@@ -54,11 +64,16 @@ func CredentialUID(cred string) (string, bool) {
 // VerifyCredential reports whether cred is the credential MintCredential gives for uid and
 // rotation under key (constant-time comparison). An empty key verifies nothing.
 func VerifyCredential(key []byte, cred, uid, rotation string) bool {
+	return VerifyBound(key, cred, uid, Binding(rotation))
+}
+
+// VerifyBound is VerifyCredential with the rotation's Binding already computed.
+func VerifyBound(key []byte, cred, uid, binding string) bool {
 	got, ok := CredentialUID(cred)
 	if !ok || got != uid || len(key) == 0 {
 		return false
 	}
-	return ownership.Valid(key, cred[len(credentialPrefix)+len(uid)+1:], "gateway-credential", uid, rotation)
+	return ownership.Valid(key, cred[len(credentialPrefix)+len(uid)+1:], "gateway-credential", uid, binding)
 }
 
 // isUIDShape accepts what Kubernetes UIDs look like (hex digits and dashes), so that

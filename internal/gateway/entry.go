@@ -22,8 +22,9 @@ type Entry struct {
 	Upstream *url.URL
 	Host     string
 	SIRET    string
-	// Rotation is the value of the credential-rotation annotation the credential is bound to.
-	Rotation       string
+	// Binding is what the credential is bound to of the credential-rotation annotation
+	// (Binding of its value), computed here once rather than per request.
+	Binding        string
 	AllowMutations bool
 	// Token is the API token the manager last vetted for this Habilitation; Fingerprint its
 	// fingerprint. Empty when none is.
@@ -44,7 +45,7 @@ type Entry struct {
 func BuildEntry(h *jetonv1alpha1.Habilitation, src *corev1.Secret, c *jetonv1alpha1.PublicClient, policy publicapi.HostPolicy, prev *Entry) *Entry {
 	e := &Entry{
 		UID: string(h.UID), Namespace: h.Namespace, Name: h.Name, Client: h.Spec.ClientRef.Name, API: h.Spec.API,
-		Rotation: h.Annotations[jetonv1alpha1.AnnotationGatewayCredentialRotation],
+		Binding: Binding(h.Annotations[jetonv1alpha1.AnnotationGatewayCredentialRotation]),
 	}
 	if h.Spec.Gateway != nil {
 		e.AllowMutations = h.Spec.Gateway.AllowMutations

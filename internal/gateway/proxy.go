@@ -98,6 +98,7 @@ func NewHandler(o HandlerOptions) *Handler {
 type routed struct {
 	entry *Entry
 	route Route
+	group RouteGroup
 	sent  time.Time
 }
 
@@ -128,7 +129,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ok {
 		entry, key = h.o.Store.Lookup(uid)
 	}
-	if entry == nil || !VerifyCredential(key, cred, uid, entry.Rotation) {
+	if entry == nil || !VerifyBound(key, cred, uid, entry.Binding) {
 		// One answer for unknown, forged, revoked and another key's credentials: the gateway
 		// is no oracle of which Habilitations exist.
 		entry = nil
@@ -145,7 +146,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(entry.API, ref, 0)
 		return
 	}
-	if ok, wait, why := h.o.Limits.AdmitRoute(entry.API, entry.Host, entry.Fingerprint, route.Path, h.o.Now()); !ok {
+	group := RouteGroupOf(entry.API, route.Path)
+	if ok, wait, why := h.o.Limits.AdmitRoute(entry.API, entry.Host, entry.Fingerprint, group, h.o.Now()); !ok {
 		msg := "This client is over its share of the API's limits: retry after the Retry-After delay."
 		if why == "upstream_held" {
 			msg = "The API asked to wait (429 or Retry-After): the gateway holds every request until then, so that the vendor's address is not banned. Retry after the Retry-After delay."
@@ -153,7 +155,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(entry.API, &Refusal{Status: http.StatusTooManyRequests, Reason: why, Code: "JETON_RATE_LIMITED", Message: msg}, wait)
 		return
 	}
-	ctx := context.WithValue(r.Context(), routedKey{}, &routed{entry: entry, route: route})
+	ctx := context.WithValue(r.Context(), routedKey{}, &routed{entry: entry, route: route, group: group})
 	h.proxy.ServeHTTP(rec, r.WithContext(ctx))
 }
 
@@ -214,7 +216,7 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 		return errUpstreamStatus
 	}
 	h.o.Metrics.UpstreamDuration.WithLabelValues(string(rt.entry.API)).Observe(now.Sub(rt.sent).Seconds())
-	h.o.Limits.ObserveRoute(rt.entry.API, rt.entry.Host, rt.entry.Fingerprint, rt.route.Path, resp.StatusCode, resp.Header, now)
+	h.o.Limits.ObserveRoute(rt.entry.Host, rt.entry.Fingerprint, rt.group, resp.StatusCode, resp.Header, now)
 	if resp.StatusCode == http.StatusTooManyRequests {
 		h.o.Metrics.Upstream429.WithLabelValues(rt.entry.Host, string(rt.entry.API)).Inc()
 	}
