@@ -67,20 +67,26 @@ var entrepriseRouteGroups = []routeGroup{
 	{"urssaf_attestation_vigilance", Limit{100, time.Minute}, paths(v + `urssaf/unites_legales/[^/]+/attestation_vigilance$`)},
 }
 
-// RouteGroupOf returns the name and limit of the per-token route limit a request of api
-// to path falls under, or false for the API's general limit only.
-func RouteGroupOf(api jetonv1alpha1.API, path string) (name string, limit Limit, ok bool) {
+// RouteGroup is the per-token route limit a request falls under; the zero value: none
+// (the API's general limit only).
+type RouteGroup struct {
+	Name  string
+	Limit Limit
+}
+
+// RouteGroupOf returns the per-token route limit a request of api to path falls under.
+func RouteGroupOf(api jetonv1alpha1.API, path string) RouteGroup {
 	if api != jetonv1alpha1.APIEntreprise {
-		return "", Limit{}, false
+		return RouteGroup{}
 	}
 	for _, g := range entrepriseRouteGroups {
 		for _, re := range g.paths {
 			if re.MatchString(path) {
-				return g.name, g.limit, true
+				return RouteGroup{Name: g.name, Limit: g.limit}
 			}
 		}
 	}
-	return "", Limit{}, false
+	return RouteGroup{}
 }
 
 // routeLimits is a token's bucket and hold for one route group.
@@ -92,15 +98,15 @@ type routeLimits struct {
 	replicas  int
 }
 
-// AdmitRoute is Admit for a request to path: a route with its own per-token limit
-// (RouteGroupOf) also takes a slot of that token's bucket for the route group, and waits
-// out a hold the API asked for there.
-func (l *Limits) AdmitRoute(api jetonv1alpha1.API, host, fp, path string, now time.Time) (ok bool, wait time.Duration, reason string) {
-	group, limit, grouped := RouteGroupOf(api, path)
-	if !grouped {
+// AdmitRoute is Admit for a request in route group g (RouteGroupOf, computed once per
+// request): a route with its own per-token limit also takes a slot of that token's bucket
+// for the group, and waits out a hold the API asked for there.
+func (l *Limits) AdmitRoute(api jetonv1alpha1.API, host, fp string, g RouteGroup, now time.Time) (ok bool, wait time.Duration, reason string) {
+	if g.Name == "" {
 		return l.Admit(api, host, fp, now)
 	}
-	key := fp + "|" + group
+	limit := g.Limit
+	key := fp + "|" + g.Name
 	l.mu.Lock()
 	r := l.routes[key]
 	if r == nil || r.replicas != l.replicas {
@@ -135,13 +141,12 @@ func (l *Limits) AdmitRoute(api jetonv1alpha1.API, host, fp, path string, now ti
 	return ok, wait, reason
 }
 
-// ObserveRoute is Observe for an answer to a request to path. A 429 (or a wait asked) on a
+// ObserveRoute is Observe for an answer to a request in route group g. A 429 (or a wait asked) on a
 // route with its own per-token limit holds that token on that route group only: the API's
 // general and per-address limits were not what it counted, so neither the token's other
 // routes nor the host are held.
-func (l *Limits) ObserveRoute(api jetonv1alpha1.API, host, fp, path string, status int, h http.Header, now time.Time) {
-	group, _, grouped := RouteGroupOf(api, path)
-	if !grouped {
+func (l *Limits) ObserveRoute(host, fp string, g RouteGroup, status int, h http.Header, now time.Time) {
+	if g.Name == "" {
 		l.Observe(host, fp, status, h, now)
 		return
 	}
@@ -155,7 +160,7 @@ func (l *Limits) ObserveRoute(api jetonv1alpha1.API, host, fp, path string, stat
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if r := l.routes[fp+"|"+group]; r != nil && until.After(r.notBefore) {
+	if r := l.routes[fp+"|"+g.Name]; r != nil && until.After(r.notBefore) {
 		r.notBefore = until
 	}
 }

@@ -26,9 +26,9 @@ func TestRouteGroupOf(t *testing.T) {
 		{jetonv1alpha1.APIParticulier, "/v3/dgfip/unites_legales/130025265/attestation_fiscale", "", 0},
 	}
 	for _, tt := range tests {
-		group, limit, ok := RouteGroupOf(tt.api, tt.path)
-		if group != tt.group || ok != (tt.group != "") || limit.Requests != tt.limit {
-			t.Errorf("RouteGroupOf(%s, %s) = %q %v %v, want %q %d", tt.api, tt.path, group, limit, ok, tt.group, tt.limit)
+		g := RouteGroupOf(tt.api, tt.path)
+		if g.Name != tt.group || g.Limit.Requests != tt.limit {
+			t.Errorf("RouteGroupOf(%s, %s) = %+v, want %q %d", tt.api, tt.path, g, tt.group, tt.limit)
 		}
 	}
 }
@@ -40,6 +40,8 @@ func TestRouteGroupOf(t *testing.T) {
 func TestRouteLimitKeepsUnderTheRouteAndHoldsOnlyIt(t *testing.T) {
 	const doc = "/v3/dgfip/unites_legales/130025265/attestation_fiscale"
 	const host = "entreprise.api.gouv.fr"
+	docGroup := RouteGroupOf(jetonv1alpha1.APIEntreprise, doc)
+	general := RouteGroupOf(jetonv1alpha1.APIEntreprise, "/v3/insee/sirene/etablissements/13002526500013")
 	for _, n := range []int{1, 2} {
 		replicas := make([]*Limits, n)
 		for i := range replicas {
@@ -49,7 +51,7 @@ func TestRouteLimitKeepsUnderTheRouteAndHoldsOnlyIt(t *testing.T) {
 		var sent []time.Time
 		for s := range 180 {
 			now := start.Add(time.Duration(s) * time.Second)
-			if ok, _, _ := replicas[s%n].AdmitRoute(jetonv1alpha1.APIEntreprise, host, "fp-a", doc, now); ok {
+			if ok, _, _ := replicas[s%n].AdmitRoute(jetonv1alpha1.APIEntreprise, host, "fp-a", docGroup, now); ok {
 				sent = append(sent, now)
 			}
 		}
@@ -60,18 +62,18 @@ func TestRouteLimitKeepsUnderTheRouteAndHoldsOnlyIt(t *testing.T) {
 
 	l := NewLimits(LimitsOptions{Replicas: 1})
 	now := time.Unix(1_700_000_000, 0)
-	if ok, _, _ := l.AdmitRoute(jetonv1alpha1.APIEntreprise, host, "fp-a", doc, now); !ok {
+	if ok, _, _ := l.AdmitRoute(jetonv1alpha1.APIEntreprise, host, "fp-a", docGroup, now); !ok {
 		t.Fatal("first certificate refused")
 	}
-	l.ObserveRoute(jetonv1alpha1.APIEntreprise, host, "fp-a", doc, http.StatusTooManyRequests, http.Header{"Retry-After": {"60"}}, now)
+	l.ObserveRoute(host, "fp-a", docGroup, http.StatusTooManyRequests, http.Header{"Retry-After": {"60"}}, now)
 	later := now.Add(20 * time.Second)
-	if ok, wait, reason := l.AdmitRoute(jetonv1alpha1.APIEntreprise, host, "fp-a", doc, later); ok || reason != ReasonUpstreamHeld || wait != 40*time.Second {
+	if ok, wait, reason := l.AdmitRoute(jetonv1alpha1.APIEntreprise, host, "fp-a", docGroup, later); ok || reason != ReasonUpstreamHeld || wait != 40*time.Second {
 		t.Errorf("after the route's 429: ok=%v wait=%v reason=%s, want held 40s", ok, wait, reason)
 	}
-	if ok, _, _ := l.AdmitRoute(jetonv1alpha1.APIEntreprise, host, "fp-a", "/v3/insee/sirene/etablissements/13002526500013", later); !ok {
+	if ok, _, _ := l.AdmitRoute(jetonv1alpha1.APIEntreprise, host, "fp-a", general, later); !ok {
 		t.Error("the token's other routes are held by a 429 on a document route")
 	}
-	if ok, _, _ := l.AdmitRoute(jetonv1alpha1.APIEntreprise, host, "fp-b", doc, later); !ok {
+	if ok, _, _ := l.AdmitRoute(jetonv1alpha1.APIEntreprise, host, "fp-b", docGroup, later); !ok {
 		t.Error("another client's token is held by a 429 on a's document route")
 	}
 }
