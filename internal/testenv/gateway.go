@@ -1,27 +1,15 @@
 package testenv
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 )
 
 // GatewayBinary builds the gateway (./cmd/gateway) into the Env's temporary directory, once
 // per Env, as shipped (CGO off), and returns its path.
 func (e *Env) GatewayBinary() (string, error) {
-	e.gatewayOnce.Do(func() {
-		bin := filepath.Join(e.dir, "jeton-gateway")
-		build := exec.Command("go", "build", "-o", bin, "./cmd/gateway")
-		build.Dir = e.Root
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			e.gatewayErr = fmt.Errorf("go build ./cmd/gateway: %v\n%s", err, out)
-			return
-		}
-		e.gatewayBin = bin
-	})
+	e.gatewayOnce.Do(func() { e.gatewayBin, e.gatewayErr = e.build("jeton-gateway", "./cmd/gateway") })
 	return e.gatewayBin, e.gatewayErr
 }
 

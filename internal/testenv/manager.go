@@ -13,22 +13,24 @@ import (
 
 // ManagerBinary builds the manager (./cmd) into the Env's temporary directory, once per Env,
 // and returns its path. It is built as shipped (CGO off, like the image), plus the test-only
-// flags of the jetontest build tag.
+// flags of the jetontest build tag (--test-probe-interval, which the shipped binary refuses
+// as unknown).
 func (e *Env) ManagerBinary() (string, error) {
-	e.managerOnce.Do(func() {
-		bin := filepath.Join(e.dir, "jeton")
-		// The jetontest tag adds the test-only flags (--test-probe-interval) that the
-		// shipped binary refuses as unknown.
-		build := exec.Command("go", "build", "-tags", "jetontest", "-o", bin, "./cmd")
-		build.Dir = e.Root
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			e.managerErr = fmt.Errorf("go build ./cmd: %v\n%s", err, out)
-			return
-		}
-		e.managerBin = bin
-	})
+	e.managerOnce.Do(func() { e.managerBin, e.managerErr = e.build("jeton", "./cmd", "-tags", "jetontest") })
 	return e.managerBin, e.managerErr
+}
+
+// build builds package pkg into the Env's temporary directory as name, CGO off as in the
+// image, with extra go build flags.
+func (e *Env) build(name, pkg string, flags ...string) (string, error) {
+	bin := filepath.Join(e.dir, name)
+	build := exec.Command("go", append(append([]string{"build"}, flags...), "-o", bin, pkg)...)
+	build.Dir = e.Root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+	}
+	return bin, nil
 }
 
 // Manager is a manager process a test started: the binary (StartManager) or anything else
